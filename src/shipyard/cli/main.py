@@ -1,0 +1,119 @@
+"""The `shipyard` command: thin shells over the pipeline and the layers' public APIs."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.table import Table
+
+from shipyard._version import __version__
+from shipyard.cli.console import RichNarrator, console
+from shipyard.cli.generate import generate_command
+from shipyard.core.config import Settings, load_settings
+from shipyard.core.errors import ConfigError, ShipyardError
+
+app = typer.Typer(
+    help="Shipyard: run a fraud-detection model in production end to end, on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("generate", help="Generate fraud-scenario card events (JSON lines or Parquet).")(
+    generate_command
+)
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def version() -> None:
+    """Print Shipyard's version."""
+    console.print(f"shipyard {__version__}")
+
+
+@app.command()
+def demo(
+    events: int = typer.Option(1_000_000, "--events", min=2_000, help="Events to generate."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the fraud scenario (deterministic)."),
+) -> None:
+    """Run the whole fraud story: ingest, validate, train, register, serve, fail, roll back."""
+    from shipyard.pipeline import Workspace
+    from shipyard.pipeline.demo import run_demo
+
+    settings = _settings()
+    workspace = Workspace.open(settings)
+    console.print(
+        f"[bold]Shipyard demo[/]: {events:,} card events, seed {seed}, home {settings.home_path}"
+    )
+    try:
+        report = run_demo(workspace, RichNarrator(), events=events, seed=seed)
+    finally:
+        workspace.close()
+    table = Table(title="Shipyard demo summary", show_lines=False)
+    table.add_column("stage", style="cyan")
+    table.add_column("seconds", justify="right")
+    table.add_column("result")
+    for stage in report.stages:
+        table.add_row(stage.name, f"{stage.seconds:.1f}", stage.summary)
+    table.add_row("total", f"{report.total_seconds:.1f}", "", style="bold")
+    console.print(table)
+    console.print(
+        f"Endpoint [bold]fraud-detector[/] serves {report.good} and stays deployed in "
+        f"{settings.home_path}. Start it with [bold]shipyard server[/] and call "
+        "POST /endpoints/fraud-detector/invocations."
+    )
+
+
+@app.command()
+def server(
+    host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port to bind (default 8080)."),
+) -> None:
+    """Serve every InService endpoint over HTTP (SageMaker runtime contract), with alarms."""
+    from shipyard.pipeline import Workspace, serve_forever
+
+    settings = _settings(host=host, port=port)
+    workspace = Workspace.open(settings)
+    serving = [d.name for d in workspace.endpoints.list_endpoints() if d.status == "InService"]
+    console.print(
+        f"Shipyard {__version__} on http://{settings.host}:{settings.port} "
+        f"serving {', '.join(serving) or 'no endpoints yet'} (home {settings.home_path})"
+    )
+    try:
+        serve_forever(workspace, settings.host, settings.port)
+    finally:
+        workspace.close()
+
+
+def _fail(message: str) -> None:
+    """One plain line on stderr: no wrapping, no markup, no traceback."""
+    print(f"shipyard: {' '.join(message.split())}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors and Shipyard errors become one line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="shipyard", standalone_mode=False)
+    except typer.Abort:
+        _fail("interrupted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # typer's usage and parameter errors
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        context = getattr(exc, "ctx", None)
+        where = context.command_path if context is not None else "shipyard"
+        _fail(f"{message} (see '{where} --help')")
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except ConfigError as exc:
+        _fail(str(exc))
+        sys.exit(2)
+    except ShipyardError as exc:
+        _fail(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,75 @@
+"""Typed settings: environment (SHIPYARD_*) beats defaults; bad values fail loudly."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipyard.core.errors import ConfigError
+
+EMBEDDED = "embedded"
+
+
+class Settings(BaseSettings):
+    """Where Shipyard keeps its state, and which engines back each seam.
+
+    Every field can be set with an environment variable named ``SHIPYARD_<FIELD>``.
+    Unset URLs default to embedded engines inside ``home``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".shipyard"), description="folder for all local state")
+    store_url: str | None = Field(default=None, description="object store URL (fsspec)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of metadata")
+    stream_url: str = Field(default=EMBEDDED, description="'embedded', nats://, redis://")
+    host: str = Field(default="127.0.0.1", description="address the server binds")
+    port: int = Field(default=8080, ge=0, le=65535, description="port the server binds")
+
+    @cached_property
+    def home_path(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or (self.home_path / "objects").as_uri()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'shipyard.db'}"
+
+    @property
+    def stream_path(self) -> Path:
+        """Folder of the embedded stream's logs (used when ``stream_url`` is embedded)."""
+        return self.home_path / "streams"
+
+    def ensure_home(self) -> Path:
+        """Create the home folder, or say in one line why it cannot be used."""
+        path = self.home_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"SHIPYARD_HOME={self.home} cannot be created: {exc.strerror}"
+            ) from exc
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"SHIPYARD_HOME={self.home} is not writable; choose another folder")
+        return path
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning pydantic's report into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(
+                f"SHIPYARD_{field.upper()}={error.get('input')!r}: {error['msg'].lower()}"
+            )
+        raise ConfigError("bad setting: " + "; ".join(problems)) from None

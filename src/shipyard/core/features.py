@@ -1,0 +1,173 @@
+"""Feature preparation shared by training and serving, so the two cannot disagree.
+
+A fitted :class:`FeaturePrep` is stored inside the model package; the trainer and the endpoint
+both call :meth:`FeaturePrep.transform` on raw events exactly as the stream carries them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+
+from shipyard.core.errors import InvalidRequestError, NotFittedError
+
+# Derived features are named expressions over raw columns. They live here, not in a notebook,
+# because serving must compute them identically.
+DERIVED_FEATURES: dict[str, pl.Expr] = {
+    "log_amount": (pl.col("amount").clip(lower_bound=0.0) + 1.0).log(),
+    "amount_to_avg_ratio": pl.col("amount") / (pl.col("avg_amount_30d") + 1.0),
+    "txn_velocity_ratio": (pl.col("txn_count_1h") + 1.0) / (pl.col("txn_count_24h") + 1.0),
+}
+
+
+@dataclass(frozen=True)
+class PreparedFeatures:
+    """A feature matrix plus how many values of each categorical column were never seen."""
+
+    matrix: np.ndarray
+    unseen_counts: dict[str, int]
+
+
+class FeaturePrep:
+    """Turns raw events into the model's float matrix.
+
+    Categorical columns become integer codes learned in :meth:`fit` (codes by sorted value);
+    a value not seen in training becomes missing (NaN), which the model handles, and is counted.
+    Booleans become 0/1; derived features come from :data:`DERIVED_FEATURES`.
+    """
+
+    def __init__(
+        self,
+        numeric: Sequence[str] = (),
+        boolean: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        derived: Sequence[str] = (),
+    ) -> None:
+        self.numeric = tuple(numeric)
+        self.boolean = tuple(boolean)
+        self.categorical = tuple(categorical)
+        self.derived = tuple(derived)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.numeric),
+            "boolean": list(self.boolean),
+            "categorical": list(self.categorical),
+            "derived": list(self.derived),
+        }
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Raw event columns the prep reads, in signature order."""
+        columns = [*self.numeric, *self.boolean, *self.categorical]
+        for name in self.derived:
+            for column in DERIVED_FEATURES[name].meta.root_names():
+                if column not in columns:
+                    columns.append(column)
+        return columns
+
+    @property
+    def input_types(self) -> dict[str, str]:
+        """Raw input column -> 'float' | 'bool' | 'string', the endpoint's input signature."""
+        kinds = {c: "bool" for c in self.boolean} | {c: "string" for c in self.categorical}
+        return {c: kinds.get(c, "float") for c in self.input_columns}
+
+    def fit(self, frame: pl.DataFrame) -> Self:
+        unknown = [name for name in self.derived if name not in DERIVED_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown derived features {unknown}; known: {list(DERIVED_FEATURES)}")
+        self._check_columns(frame)
+        self.categories_: dict[str, list[str]] = {
+            column: sorted(v for v in frame[column].unique().to_list() if v is not None)
+            for column in self.categorical
+        }
+        self.feature_names_ = [*self.numeric, *self.boolean, *self.categorical, *self.derived]
+        return self
+
+    def transform(self, frame: pl.DataFrame) -> PreparedFeatures:
+        """The float32 feature matrix of ``frame``, columns in ``feature_names_`` order."""
+        if not hasattr(self, "categories_"):
+            raise NotFittedError("FeaturePrep is not fitted yet; call fit() first")
+        self._check_columns(frame)
+        kinds = self.input_types
+        typed = frame.select(
+            *(_cast(frame, c, pl.Float64) for c, kind in kinds.items() if kind == "float"),
+            *(_cast(frame, c, pl.Boolean).cast(pl.Float64) for c in self.boolean),
+            *(_cast(frame, c, pl.String) for c in self.categorical),
+        )
+        unseen_counts: dict[str, int] = {}
+        encoded = []
+        for column in self.categorical:
+            categories = self.categories_[column]
+            values = typed[column]
+            codes = values.replace_strict(
+                categories, list(range(len(categories))), default=None, return_dtype=pl.Float64
+            )
+            unseen_counts[column] = int((codes.is_null() & values.is_not_null()).sum())
+            encoded.append(codes.alias(column))
+        typed = typed.with_columns(encoded)
+        derived = typed.select(
+            *(DERIVED_FEATURES[name].cast(pl.Float64).alias(name) for name in self.derived)
+        )
+        full = pl.concat([typed, derived], how="horizontal").select(self.feature_names_)
+        matrix = full.to_numpy().astype(np.float32, copy=False)
+        # inf arises from e.g. a huge amount over a tiny average; the model treats it as missing.
+        matrix[~np.isfinite(matrix)] = np.nan
+        return PreparedFeatures(matrix=matrix, unseen_counts=unseen_counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        if not hasattr(self, "categories_"):
+            raise NotFittedError("FeaturePrep is not fitted yet; call fit() first")
+        return {
+            **self.get_params(),
+            "categories": self.categories_,
+            "feature_names": self.feature_names_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeaturePrep:
+        prep = cls(data["numeric"], data["boolean"], data["categorical"], data["derived"])
+        prep.categories_ = {k: list(v) for k, v in data["categories"].items()}
+        prep.feature_names_ = list(data["feature_names"])
+        return prep
+
+    def _check_columns(self, frame: pl.DataFrame) -> None:
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise InvalidRequestError(
+                f"events are missing field(s) {', '.join(missing)}; "
+                f"the model reads {', '.join(self.input_columns)}"
+            )
+
+
+def _cast(frame: pl.DataFrame, column: str, dtype: type[pl.DataType]) -> pl.Expr:
+    """Cast, refusing values of the wrong type rather than silently nulling them."""
+    source = frame[column]
+    if source.dtype == dtype or source.dtype == pl.Null:
+        return pl.col(column).cast(dtype)
+    if dtype == pl.String or (dtype == pl.Boolean and source.dtype == pl.String):
+        raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got {source.dtype}")
+    try:
+        cast = source.cast(dtype, strict=False)
+    except pl.exceptions.PolarsError:
+        raise InvalidRequestError(
+            f"field {column!r} must be {_kind(dtype)}, got {source.dtype}"
+        ) from None
+    bad = cast.is_null() & source.is_not_null()
+    if bad.any():
+        example = source.filter(bad)[0]
+        raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got {example!r}")
+    return pl.lit(cast.alias(column))
+
+
+def _kind(dtype: type[pl.DataType]) -> str:
+    names: dict[type[pl.DataType], str] = {
+        pl.Float64: "a number",
+        pl.Boolean: "true or false",
+        pl.String: "a string",
+    }
+    return names.get(dtype, str(dtype))

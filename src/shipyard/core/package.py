@@ -1,0 +1,146 @@
+"""The model package: the unit of deployment.
+
+A package is a folder in the object store holding the model in its framework's native safe
+format (XGBoost UBJ; never pickle) and ``package.json``: the feature preparation, the input
+signature, metrics, parameters, and the sha256 of the model file. The registry records the
+sha256 of ``package.json`` itself, so one recorded hash pins every byte that gets loaded.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from shipyard.core.errors import IntegrityError, ModelFault, StorageError
+from shipyard.core.features import FeaturePrep
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from shipyard.storage.objectstore import ObjectStore
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "package.json"
+XGBOOST_ARTIFACT = "model.ubj"
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Deliberate failures for drills: a share of requests raise a model error."""
+
+    error_rate: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PackageContents:
+    """What a trainer hands over to be stored as a package."""
+
+    model_bytes: bytes
+    prep: FeaturePrep
+    framework_version: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    fault_injection: FaultInjection | None = None
+    framework: str = "xgboost"
+
+
+@dataclass(frozen=True)
+class StoredPackage:
+    manifest_uri: str
+    manifest_sha256: str
+    manifest: dict[str, Any]
+
+
+def write_package(store: ObjectStore, prefix: str, contents: PackageContents) -> StoredPackage:
+    """Store the model file, then the manifest that names its sha256."""
+    model_sha = store.put_bytes(f"{prefix}/{XGBOOST_ARTIFACT}", contents.model_bytes)
+    prep = contents.prep.to_dict()
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "framework": contents.framework,
+        "framework_version": contents.framework_version,
+        "artifact": {"name": XGBOOST_ARTIFACT, "sha256": model_sha},
+        "prep": prep,
+        "signature": {
+            "inputs": [
+                {"name": name, "type": kind} for name, kind in contents.prep.input_types.items()
+            ],
+            "output": "fraud_probability",
+        },
+        "metrics": contents.metrics,
+        "params": contents.params,
+        "fault_injection": (
+            None
+            if contents.fault_injection is None
+            else {
+                "error_rate": contents.fault_injection.error_rate,
+                "seed": contents.fault_injection.seed,
+            }
+        ),
+    }
+    data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    key = f"{prefix}/{MANIFEST_NAME}"
+    sha = store.put_bytes(key, data)
+    return StoredPackage(manifest_uri=store.url(key), manifest_sha256=sha, manifest=manifest)
+
+
+class PackagedModel:
+    """A loaded, verified package that scores raw events."""
+
+    def __init__(self, manifest: dict[str, Any], model_bytes: bytes) -> None:
+        import xgboost as xgb
+
+        self.manifest = manifest
+        self.prep = FeaturePrep.from_dict(manifest["prep"])
+        self.booster = xgb.Booster()
+        self.booster.load_model(bytearray(model_bytes))
+        self.booster.set_param({"nthread": 1})
+        fault = manifest.get("fault_injection") or {}
+        self._error_rate = float(fault.get("error_rate", 0.0))
+        self._fault_rng = random.Random(int(fault.get("seed", 0)))
+        self._fault_lock = threading.Lock()
+
+    @property
+    def input_types(self) -> dict[str, str]:
+        """Input column -> type, in the order CSV requests must follow."""
+        return {item["name"]: item["type"] for item in self.manifest["signature"]["inputs"]}
+
+    def score(self, events: pl.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+        """Fraud probability per event, and counts of unseen category values per column."""
+        if self._error_rate > 0.0:
+            with self._fault_lock:
+                fail = self._fault_rng.random() < self._error_rate
+            if fail:
+                raise ModelFault("injected fault: this model version is deliberately faulty")
+        prepared = self.prep.transform(events)
+        if len(events) == 0:
+            return np.zeros(0, dtype=np.float32), prepared.unseen_counts
+        scores = self.booster.inplace_predict(prepared.matrix)
+        return np.asarray(scores, dtype=np.float32), prepared.unseen_counts
+
+
+def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) -> PackagedModel:
+    """Load a package, verifying the manifest's and the model file's sha256 first."""
+    key = store.key_of(manifest_uri)
+    manifest_bytes = store.get_bytes(key, sha256=manifest_sha256)
+    try:
+        manifest = orjson.loads(manifest_bytes)
+    except orjson.JSONDecodeError as exc:
+        raise StorageError(f"{manifest_uri} is not a valid package manifest: {exc}") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise StorageError(
+            f"{manifest_uri} has package format {manifest.get('format_version')!r}; "
+            f"this Shipyard reads format {FORMAT_VERSION}"
+        )
+    artifact = manifest["artifact"]
+    folder = key.rsplit("/", 1)[0]
+    if "/" in artifact["name"] or artifact["name"] in ("", ".", ".."):
+        raise IntegrityError(f"{manifest_uri} names an artifact outside its package folder")
+    model_bytes = store.get_bytes(f"{folder}/{artifact['name']}", sha256=artifact["sha256"])
+    return PackagedModel(manifest, model_bytes)

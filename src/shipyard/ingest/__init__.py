@@ -1,0 +1,34 @@
+"""Ingest: events -> embedded durable stream -> landing zone of Parquet by event date and hour."""
+
+from __future__ import annotations
+
+from shipyard.ingest.drain import (
+    FRAUD_EVENT_SCHEMA,
+    DrainResult,
+    drain_to_landing,
+    read_landing,
+)
+from shipyard.ingest.publish import PublishResult, publish_events
+from shipyard.ingest.stream import (
+    EmbeddedStream,
+    RecordBatch,
+    ShardStatus,
+    StreamBackend,
+    StreamStatus,
+    open_stream,
+)
+
+__all__ = [
+    "FRAUD_EVENT_SCHEMA",
+    "DrainResult",
+    "EmbeddedStream",
+    "PublishResult",
+    "RecordBatch",
+    "ShardStatus",
+    "StreamBackend",
+    "StreamStatus",
+    "drain_to_landing",
+    "open_stream",
+    "publish_events",
+    "read_landing",
+]

@@ -1,0 +1,8 @@
+"""Wiring: the only place that knows the order of the steps."""
+
+from __future__ import annotations
+
+from shipyard.pipeline.server import BackgroundServer, build_app, serve_forever
+from shipyard.pipeline.workspace import Workspace, error_rate_alarm
+
+__all__ = ["BackgroundServer", "Workspace", "build_app", "error_rate_alarm", "serve_forever"]

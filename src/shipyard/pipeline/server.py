@@ -1,0 +1,76 @@
+"""The HTTP server: serving routes plus the alarm loop, on uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from shipyard.core.errors import StorageError
+from shipyard.pipeline.workspace import Workspace
+from shipyard.serve import create_routes
+
+
+def build_app(workspace: Workspace, *, alarm_period_s: int = 1) -> Starlette:
+    """The Starlette app; on start-up it loads every InService endpoint and arms its alarms."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        workspace.endpoints.load_in_service()
+        workspace.guard_endpoints(period_s=alarm_period_s)
+        workspace.alarms.start()
+        try:
+            yield
+        finally:
+            workspace.alarms.stop()
+
+    return Starlette(routes=create_routes(workspace.endpoints), lifespan=lifespan)
+
+
+def serve_forever(workspace: Workspace, host: str, port: int) -> None:
+    """Run until interrupted (``shipyard server``)."""
+    config = uvicorn.Config(
+        build_app(workspace), host=host, port=port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()
+
+
+class BackgroundServer:
+    """Runs the server in a thread on a free loopback port (the demo and the tests use it)."""
+
+    def __init__(self, workspace: Workspace, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            build_app(workspace), log_level="warning", access_log=False, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise StorageError("the server did not start; see the log above")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import shipyard.ingest
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(shipyard.ingest.__all__) == [
+        "DrainResult",
+        "EmbeddedStream",
+        "FRAUD_EVENT_SCHEMA",
+        "PublishResult",
+        "RecordBatch",
+        "ShardStatus",
+        "StreamBackend",
+        "StreamStatus",
+        "drain_to_landing",
+        "open_stream",
+        "publish_events",
+        "read_landing",
+    ]
+    for name in shipyard.ingest.__all__:
+        assert hasattr(shipyard.ingest, name)
