@@ -29,10 +29,11 @@ def test_demo_catches_the_faulty_version_and_state_lasts(settings: Settings) -> 
     ]  # fmt: skip
     assert report.good == ModelRef(GROUP, 1)
     assert report.faulty == ModelRef(GROUP, 2)
-    assert report.fault_to_detection_s is not None and report.fault_to_rollback_s is not None
-    assert 0 < report.fault_to_detection_s <= report.fault_to_rollback_s < 10
-    assert report.traffic is not None and report.traffic.lost == 0
-    assert report.traffic.model_errors > 0  # the faulty version really failed requests
+    drill = report.drill
+    assert drill is not None
+    assert 0 < drill.fault_to_detection_s <= drill.fault_to_rollback_s < 10
+    assert drill.traffic.lost == 0
+    assert drill.traffic.model_errors > 0  # the faulty version really failed requests
 
     validate = next(s for s in report.stages if s.name == "validate")
     assert validate.details["valid"] + validate.details["quarantined"] == 60_000

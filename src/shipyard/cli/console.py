@@ -42,7 +42,9 @@ class RichNarrator:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=self.out, transient=True) as bar:
+        with Progress(
+            *columns, console=self.out, transient=True, disable=not self.out.is_terminal
+        ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda advance: bar.advance(task, advance)
 

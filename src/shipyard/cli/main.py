@@ -60,6 +60,12 @@ def demo(
         table.add_row(stage.name, f"{stage.seconds:.1f}", stage.summary)
     table.add_row("total", f"{report.total_seconds:.1f}", "", style="bold")
     console.print(table)
+    if report.drill is not None:
+        console.print(
+            f"Faulty {report.faulty}: detected {report.drill.fault_to_detection_s:.1f} s and "
+            f"rolled back {report.drill.fault_to_rollback_s:.1f} s after it went live; "
+            f"{report.drill.traffic.lost} requests lost."
+        )
     console.print(
         f"Endpoint [bold]fraud-detector[/] serves {report.good} and stays deployed in "
         f"{settings.home_path}. Start it with [bold]shipyard server[/] and call "

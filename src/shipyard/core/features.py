@@ -86,6 +86,7 @@ class FeaturePrep:
             for column in self.categorical
         }
         self.feature_names_ = [*self.numeric, *self.boolean, *self.categorical, *self.derived]
+        self.__dict__.pop("_expressions_", None)
         return self
 
     def transform(self, frame: pl.DataFrame) -> PreparedFeatures:
@@ -93,31 +94,41 @@ class FeaturePrep:
         if not hasattr(self, "categories_"):
             raise NotFittedError("FeaturePrep is not fitted yet; call fit() first")
         self._check_columns(frame)
-        kinds = self.input_types
-        typed = frame.select(
-            *(_cast(frame, c, pl.Float64) for c, kind in kinds.items() if kind == "float"),
-            *(_cast(frame, c, pl.Boolean).cast(pl.Float64) for c in self.boolean),
-            *(_cast(frame, c, pl.String) for c in self.categorical),
-        )
-        unseen_counts: dict[str, int] = {}
-        encoded = []
-        for column in self.categorical:
-            categories = self.categories_[column]
-            values = typed[column]
-            codes = values.replace_strict(
-                categories, list(range(len(categories))), default=None, return_dtype=pl.Float64
-            )
-            unseen_counts[column] = int((codes.is_null() & values.is_not_null()).sum())
-            encoded.append(codes.alias(column))
-        typed = typed.with_columns(encoded)
-        derived = typed.select(
-            *(DERIVED_FEATURES[name].cast(pl.Float64).alias(name) for name in self.derived)
-        )
-        full = pl.concat([typed, derived], how="horizontal").select(self.feature_names_)
-        matrix = full.to_numpy().astype(np.float32, copy=False)
+        casts, features = self._expressions()
+        try:
+            prepared = frame.with_columns(casts).select(features)
+        except pl.exceptions.PolarsError:
+            _diagnose_types(frame, self.input_types)
+            raise
+        unseen_counts = {
+            column: int(prepared[f"_unseen_{column}"][0]) if len(prepared) else 0
+            for column in self.categorical
+        }
+        matrix = prepared.select(self.feature_names_).to_numpy().astype(np.float32, copy=False)
         # inf arises from e.g. a huge amount over a tiny average; the model treats it as missing.
         matrix[~np.isfinite(matrix)] = np.nan
         return PreparedFeatures(matrix=matrix, unseen_counts=unseen_counts)
+
+    def _expressions(self) -> tuple[list[pl.Expr], list[pl.Expr]]:
+        """Casting expressions, then feature and unseen-count expressions (built once)."""
+        cached: tuple[list[pl.Expr], list[pl.Expr]] | None = getattr(self, "_expressions_", None)
+        if cached is not None:
+            return cached
+        dtypes = {"float": pl.Float64, "bool": pl.Boolean, "string": pl.String}
+        casts = [pl.col(c).cast(dtypes[kind]) for c, kind in self.input_types.items()]
+        features = [*(pl.col(c) for c in self.numeric)]
+        features += [pl.col(c).cast(pl.Float64) for c in self.boolean]
+        for column in self.categorical:
+            # An Enum of the training categories maps each value to its index; anything else
+            # becomes null (missing) instead of an error.
+            enum = pl.Enum(self.categories_[column])
+            codes = pl.col(column).cast(enum, strict=False).to_physical().cast(pl.Float64)
+            features.append(codes.alias(column))
+            unseen = (codes.is_null() & pl.col(column).is_not_null()).sum()
+            features.append(unseen.alias(f"_unseen_{column}"))
+        features += [DERIVED_FEATURES[n].cast(pl.Float64).alias(n) for n in self.derived]
+        self._expressions_ = (casts, features)
+        return self._expressions_
 
     def to_dict(self) -> dict[str, Any]:
         if not hasattr(self, "categories_"):
@@ -144,24 +155,30 @@ class FeaturePrep:
             )
 
 
-def _cast(frame: pl.DataFrame, column: str, dtype: type[pl.DataType]) -> pl.Expr:
-    """Cast, refusing values of the wrong type rather than silently nulling them."""
-    source = frame[column]
-    if source.dtype == dtype or source.dtype == pl.Null:
-        return pl.col(column).cast(dtype)
-    if dtype == pl.String or (dtype == pl.Boolean and source.dtype == pl.String):
-        raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got {source.dtype}")
-    try:
-        cast = source.cast(dtype, strict=False)
-    except pl.exceptions.PolarsError:
-        raise InvalidRequestError(
-            f"field {column!r} must be {_kind(dtype)}, got {source.dtype}"
-        ) from None
-    bad = cast.is_null() & source.is_not_null()
-    if bad.any():
-        example = source.filter(bad)[0]
-        raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got {example!r}")
-    return pl.lit(cast.alias(column))
+def _diagnose_types(frame: pl.DataFrame, kinds: dict[str, str]) -> None:
+    """Name the first input column whose values do not have the signature's type."""
+    dtypes: dict[str, type[pl.DataType]] = {
+        "float": pl.Float64,
+        "bool": pl.Boolean,
+        "string": pl.String,
+    }
+    for column, kind in kinds.items():
+        dtype = dtypes[kind]
+        source = frame[column]
+        if source.dtype == dtype or source.dtype == pl.Null:
+            continue
+        if dtype == pl.Boolean and source.dtype == pl.String:
+            raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got a string")
+        try:
+            cast = source.cast(dtype, strict=False)
+        except pl.exceptions.PolarsError:
+            raise InvalidRequestError(
+                f"field {column!r} must be {_kind(dtype)}, got {source.dtype}"
+            ) from None
+        bad = cast.is_null() & source.is_not_null()
+        if bad.any():
+            example = source.filter(bad)[0]
+            raise InvalidRequestError(f"field {column!r} must be {_kind(dtype)}, got {example!r}")
 
 
 def _kind(dtype: type[pl.DataType]) -> str:

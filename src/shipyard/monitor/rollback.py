@@ -21,6 +21,7 @@ class RollbackOutcome:
     to_ref: ModelRef | None
     reason: str
     seconds: float
+    at_s: float = 0.0  # wall-clock time the endpoint finished switching
 
 
 class RollbackController:
@@ -67,5 +68,5 @@ class RollbackController:
                 target.ref.group, "production", target.ref.version, actor=actor, reason=note
             )
             return RollbackOutcome(
-                endpoint, current, target.ref, reason, time.perf_counter() - started
+                endpoint, current, target.ref, reason, time.perf_counter() - started, time.time()
             )

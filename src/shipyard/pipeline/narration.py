@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,3 +50,23 @@ class QuietNarrator:
 
     def end(self, report: StageReport) -> None:
         self.reports.append(report)
+
+
+class Stage:
+    """Times one stage, announces it, and appends its report to ``reports`` when done."""
+
+    def __init__(self, narrator: Narrator, reports: list[StageReport], name: str) -> None:
+        self.narrator, self.reports, self.name = narrator, reports, name
+
+    def __enter__(self) -> Stage:
+        self.narrator.begin(self.name)
+        self.started = time.perf_counter()
+        return self
+
+    def done(self, summary: str, **details: Any) -> None:
+        report = StageReport(self.name, time.perf_counter() - self.started, summary, details)
+        self.reports.append(report)
+        self.narrator.end(report)
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -45,7 +45,9 @@ class BackgroundServer:
 
     def __init__(self, workspace: Workspace, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto says TCP, and without it every keep-alive response waits ~40 ms (Nagle).
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import multiprocessing.queues
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
 
 import httpx
 
@@ -52,7 +56,11 @@ class TrafficReport:
 
 
 class TrafficGenerator:
-    """Sends ``bodies`` round-robin to one endpoint from ``concurrency`` threads until stopped."""
+    """Sends ``bodies`` round-robin to one endpoint until stopped, from a separate process.
+
+    The clients run in their own process so that they do not compete with an in-process
+    server for the interpreter lock: the latencies they see are the server's, not theirs.
+    """
 
     def __init__(
         self, url: str, endpoint: str, bodies: list[bytes], *, concurrency: int = 4
@@ -60,39 +68,71 @@ class TrafficGenerator:
         self.invoke_url = f"{url}/endpoints/{endpoint}/invocations"
         self.bodies = bodies
         self.concurrency = concurrency
-        self.report = TrafficReport()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._next = itertools.count()
+        context = multiprocessing.get_context("spawn")
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._results: multiprocessing.queues.Queue[list[Outcome]] = context.Queue()
+        self._process = context.Process(
+            target=_client_process,
+            args=(self.invoke_url, bodies, concurrency, self._ready, self._stop, self._results),
+            name="shipyard-traffic",
+            daemon=True,
+        )
 
     def start(self) -> TrafficGenerator:
-        for number in range(self.concurrency):
-            thread = threading.Thread(target=self._run, name=f"traffic-{number}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start the clients; returns once they are sending."""
+        self._process.start()
+        if not self._ready.wait(timeout=60):
+            self._process.kill()
+            raise RuntimeError("the traffic generator did not start within 60 s")
         return self
 
     def stop(self) -> TrafficReport:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        return self.report
+        outcomes = self._results.get(timeout=60)
+        self._process.join(timeout=10)
+        return TrafficReport(sorted(outcomes, key=lambda o: o.sent_s))
 
-    def _run(self) -> None:
+
+def _client_process(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    ready: Event,
+    stop: Event,
+    results: multiprocessing.queues.Queue[list[Outcome]],
+) -> None:
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    counter = itertools.count()
+
+    def client() -> None:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        with httpx.Client(timeout=10.0) as client:
-            while not self._stop.is_set():
-                body = self.bodies[next(self._next) % len(self.bodies)]
+        # httpx leaves Nagle's algorithm on; with delayed ACKs that adds ~40 ms per request.
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
+        with httpx.Client(timeout=10.0, transport=transport) as http:
+            while not stop.is_set():
+                body = bodies[next(counter) % len(bodies)]
                 sent = time.time()
                 started = time.perf_counter()
                 try:
-                    response = client.post(self.invoke_url, content=body, headers=headers)
+                    response = http.post(url, content=body, headers=headers)
                     status = response.status_code
                     error_type = response.headers.get("x-amzn-ErrorType", "")
                     version = response.headers.get("X-Shipyard-Model-Version", "")
                 except httpx.HTTPError as exc:
                     status, error_type, version = 0, type(exc).__name__, ""
                 outcome = Outcome(sent, time.perf_counter() - started, status, error_type, version)
-                with self._lock:
-                    self.report.outcomes.append(outcome)
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    ready.set()
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=30)
+    results.put(outcomes)
