@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,16 @@ def test_bad_settings_are_one_line(
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"PATH": "/usr/bin:/bin", "SHIPYARD_HOME": str(tmp_path / "home")}
+        result = _run("server", "--port", str(port), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"shipyard: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

@@ -104,7 +104,7 @@ def test_bad_input_exits_2_with_one_line(args: list[str], named: str) -> None:
     assert code == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("Error: ") and named in err
+    assert err.startswith("shipyard: ") and named in err
     assert "Traceback" not in err
 
 
@@ -116,7 +116,7 @@ def test_negative_event_count_is_refused() -> None:
 def test_unwritable_output_exits_1_with_one_line(tmp_path: Path) -> None:
     code, _, err = _run("--events", "3", "--out", str(tmp_path / "missing" / "x.parquet"))
     assert code == 1
-    assert len(err.strip().splitlines()) == 1 and err.startswith("Error: cannot write output")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("shipyard: cannot write output")
 
 
 def test_a_reader_that_quits_early_ends_the_run_quietly(monkeypatch: pytest.MonkeyPatch) -> None:

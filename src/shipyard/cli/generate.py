@@ -155,14 +155,14 @@ def generate_command(
         )
         _write(scenario, events, out, labels)
     except ShipyardError as error:
-        typer.echo(f"Error: {error}", err=True)
+        typer.echo(f"shipyard: {error}", err=True)
         raise typer.Exit(2) from None
     except OSError as error:
         if out is None and _is_broken_pipe(error):
             # The reader (e.g. `head`) has gone: stop quietly, as Unix filters do.
             _silence_stdout()
             raise typer.Exit(0) from None
-        typer.echo(f"Error: cannot write output: {error}", err=True)
+        typer.echo(f"shipyard: cannot write output: {error}", err=True)
         raise typer.Exit(1) from None
 
 

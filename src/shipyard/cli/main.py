@@ -79,17 +79,20 @@ def server(
     port: int = typer.Option(None, "--port", help="Port to bind (default 8080)."),
 ) -> None:
     """Serve every InService endpoint over HTTP (SageMaker runtime contract), with alarms."""
-    from shipyard.pipeline import Workspace, serve_forever
+    from shipyard.pipeline import Workspace, listen_socket, serve_forever
 
     settings = _settings(host=host, port=port)
     workspace = Workspace.open(settings)
-    serving = [d.name for d in workspace.endpoints.list_endpoints() if d.status == "InService"]
-    console.print(
-        f"Shipyard {__version__} on http://{settings.host}:{settings.port} "
-        f"serving {', '.join(serving) or 'no endpoints yet'} (home {settings.home_path})"
-    )
     try:
-        serve_forever(workspace, settings.host, settings.port)
+        sock = listen_socket(settings.host, settings.port)
+        bound = sock.getsockname()[1]
+        serving = [d.name for d in workspace.endpoints.list_endpoints() if d.status == "InService"]
+        console.print(
+            f"Shipyard {__version__} on http://{settings.host}:{bound} serving "
+            f"{', '.join(serving) or 'no endpoints yet'} (home {settings.home_path})",
+            soft_wrap=True,
+        )
+        serve_forever(workspace, sock)
     finally:
         workspace.close()
 

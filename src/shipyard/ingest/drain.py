@@ -19,6 +19,7 @@ filed under its arrival hour, so a late or broken event never reopens an old par
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -105,11 +106,13 @@ def drain_to_landing(
     batch_records: int = 200_000,
     late_after_hours: float = DEFAULT_LATE_AFTER_HOURS,
     schema: pl.Schema = FRAUD_EVENT_SCHEMA,
+    progress: Callable[[int], None] | None = None,
 ) -> DrainResult:
     """Land every record ``group`` has not consumed yet, then commit; see the module doc.
 
     A pass stops on a shard when a read returns fewer than ``batch_records`` records, so it
-    ends even while producers keep writing.
+    ends even while producers keep writing. ``progress`` hears how many records each
+    committed batch held.
     """
     prefix = (prefix or f"landing/{stream.name}").strip("/")
     if batch_records < 1:
@@ -133,6 +136,8 @@ def drain_to_landing(
             )
             next_sequence = batch.sequences[-1] + 1
             stream.commit(group, shard, next_sequence)
+            if progress is not None:
+                progress(len(batch))
             if len(batch) < batch_records:
                 break
         committed[shard] = next_sequence

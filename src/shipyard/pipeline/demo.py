@@ -145,7 +145,8 @@ def _ingest_and_land(
             raise
     with Stage(narrator, report.stages, "land") as stage:
         try:
-            drained = drain_to_landing(stream, ws.store)
+            with narrator.progress("landing as Parquet", published.records) as tick:
+                drained = drain_to_landing(stream, ws.store, progress=tick)
         finally:
             stream.close()
         keys = list(drained.files)

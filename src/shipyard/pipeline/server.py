@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 
-from shipyard.core.errors import StorageError
+from shipyard.core.errors import ConfigError, StorageError
 from shipyard.pipeline.workspace import Workspace
 from shipyard.serve import create_routes
 
@@ -32,12 +32,27 @@ def build_app(workspace: Workspace, *, alarm_period_s: int = 1) -> Starlette:
     return Starlette(routes=create_routes(workspace.endpoints), lifespan=lifespan)
 
 
-def serve_forever(workspace: Workspace, host: str, port: int) -> None:
-    """Run until interrupted (``shipyard server``)."""
-    config = uvicorn.Config(
-        build_app(workspace), host=host, port=port, log_level="warning", access_log=False
-    )
-    uvicorn.Server(config).run()
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, or a one-line error saying why it cannot be had."""
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP, and without it every keep-alive response waits ~40 ms (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
+    """Serve on ``sock`` (from :func:`listen_socket`) until interrupted (``shipyard server``)."""
+    config = uvicorn.Config(build_app(workspace), log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 class BackgroundServer:
@@ -45,11 +60,7 @@ class BackgroundServer:
 
     def __init__(self, workspace: Workspace, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
-        # proto says TCP, and without it every keep-alive response waits ~40 ms (Nagle).
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = listen_socket(host, port)
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(
             build_app(workspace), log_level="warning", access_log=False, lifespan="on"
