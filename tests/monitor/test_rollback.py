@@ -15,6 +15,7 @@ class FakeModels:
     def __init__(self, approved: set[int]) -> None:
         self.approved = approved
         self.aliases: list[tuple[str, int]] = []
+        self.rejected: list[int] = []
 
     def get_version(self, ref: ModelRef) -> ModelVersionInfo:
         status = "Approved" if ref.version in self.approved else "Rejected"
@@ -26,6 +27,10 @@ class FakeModels:
 
     def set_alias(self, group: str, alias: str, version: int, *, actor: str, reason: str) -> None:
         self.aliases.append((alias, version))
+
+    def reject(self, group: str, version: int, *, actor: str, reason: str) -> None:
+        self.approved.discard(version)
+        self.rejected.append(version)
 
 
 class FakeTraffic:
@@ -51,6 +56,7 @@ def test_rolls_back_to_the_previous_approved_version() -> None:
     assert outcome.to_ref == ModelRef("g", 3)
     assert traffic.routes == [ModelRef("g", 3)]
     assert models.aliases == [("production", 3)]
+    assert models.rejected == [4]
 
 
 def test_concurrent_triggers_for_one_suspect_roll_back_once() -> None:

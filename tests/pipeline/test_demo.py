@@ -10,7 +10,7 @@ from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
 from shipyard.pipeline.demo import ENDPOINT, GROUP, run_demo
 from shipyard.pipeline.narration import QuietNarrator
-from shipyard.registry import APPROVED
+from shipyard.registry import APPROVED, REJECTED
 from shipyard.storage import list_events
 
 
@@ -44,6 +44,7 @@ def test_demo_catches_the_faulty_version_and_state_lasts(settings: Settings) -> 
     try:
         assert reopened.registry.alias_version(GROUP, "production") == 1
         assert reopened.registry.get(GROUP, 1).approval_status == APPROVED
+        assert reopened.registry.get(GROUP, 2).approval_status == REJECTED
         history = list_events(reopened.meta, entity_kind="endpoint", entity_id=ENDPOINT)
         assert any(
             "rollback from fraud-detector@2 to fraud-detector@1" in e["reason"] for e in history

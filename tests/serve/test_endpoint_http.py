@@ -117,7 +117,11 @@ def test_ping_and_describe(server: BackgroundServer) -> None:
     assert httpx.get(f"{server.url}/ping").status_code == 200
     described = httpx.get(f"{server.url}/api/v1/endpoints/fraud").json()
     assert described["EndpointStatus"] == IN_SERVICE
-    assert described["ProductionVariants"][0]["ModelPackage"] == "fraud@1"
+    variant = described["ProductionVariants"][0]
+    assert variant["ModelPackage"] == "fraud@1"
+    assert list(variant["InputSignature"])[:2] == ["amount", "card_age_days"]
+    assert variant["InputSignature"]["channel"] == "string"
+    assert described["CreationTime"].endswith("+00:00")
 
 
 def test_bad_requests_are_4xx_never_5xx(server: BackgroundServer) -> None:

@@ -51,6 +51,10 @@ class ModelStore(Protocol):
         self, group: str, alias: str, version: int, *, actor: str, reason: str
     ) -> None: ...
 
+    def reject(self, group: str, version: int, *, actor: str, reason: str) -> object:
+        """Mark a version Rejected, so that no later rollback returns to it."""
+        ...
+
 
 class TrafficController(Protocol):
     """Change which model versions an endpoint serves; implemented by serve."""

@@ -27,9 +27,10 @@ class RollbackOutcome:
 class RollbackController:
     """Decides what to roll back to; acts only through ``TrafficController`` and ``ModelStore``.
 
-    Triggers name the version they saw misbehave (``suspect``); a trigger that arrives after
-    that version already left the endpoint does nothing, so concurrent or repeated triggers
-    (an alarm, Alertmanager, a person) cause exactly one rollback.
+    The version rolled back from is marked Rejected. Triggers name the version they saw
+    misbehave (``suspect``); a trigger that arrives after that version already left the
+    endpoint does nothing, so concurrent or repeated triggers (an alarm, Alertmanager, a
+    person) cause exactly one rollback.
     """
 
     def __init__(self, models: ModelStore, traffic: TrafficController) -> None:
@@ -67,6 +68,8 @@ class RollbackController:
             self.models.set_alias(
                 target.ref.group, "production", target.ref.version, actor=actor, reason=note
             )
+            # The version that misbehaved must never be a rollback target itself later.
+            self.models.reject(current.group, current.version, actor=actor, reason=note)
             return RollbackOutcome(
                 endpoint, current, target.ref, reason, time.perf_counter() - started, time.time()
             )

@@ -94,6 +94,7 @@ def run_demo(
             report.drill = fault_drill(
                 workspace, narrator, report.stages, server.url, ENDPOINT, VARIANT,
                 good=good.ref, faulty=faulty.ref, bodies=bodies, concurrency=concurrency,
+                fault_note=f"it fails {fault_error_rate:.0%} of requests on purpose",
             )  # fmt: skip
     except StageFailed as exc:
         finish_run(workspace.meta, run_id, failure=str(exc))

@@ -115,6 +115,7 @@ def fault_drill(
     faulty: ModelRef,
     bodies: list[bytes],
     concurrency: int,
+    fault_note: str = "a deliberately faulty version",
 ) -> DrillResult:
     """Deploy ``faulty`` under live traffic and wait for the alarm to roll back to ``good``."""
     with Stage(narrator, reports, "fault drill") as stage:
@@ -134,7 +135,7 @@ def fault_drill(
             actor="demo",
             reason=f"deploy {faulty} (drill: deliberately faulty)",
         )
-        narrator.say(f"deployed {faulty}: a deliberately faulty version")
+        narrator.say(f"deployed {faulty}: {fault_note}")
         deadline = time.time() + 30
         while len(ws.rollback_log) == already and time.time() < deadline:
             time.sleep(0.05)

@@ -154,11 +154,15 @@ class ModelRegistry:
                 )
         return self.get(group, version)
 
-    def approve(self, group: str, version: int, **kwargs: str) -> ModelVersion:
-        return self.set_approval(group, version, APPROVED, **kwargs)
+    def approve(
+        self, group: str, version: int, *, actor: str = "system", reason: str = ""
+    ) -> ModelVersion:
+        return self.set_approval(group, version, APPROVED, actor=actor, reason=reason)
 
-    def reject(self, group: str, version: int, **kwargs: str) -> ModelVersion:
-        return self.set_approval(group, version, REJECTED, **kwargs)
+    def reject(
+        self, group: str, version: int, *, actor: str = "system", reason: str = ""
+    ) -> ModelVersion:
+        return self.set_approval(group, version, REJECTED, actor=actor, reason=reason)
 
     def set_alias(self, group: str, alias: str, version: int, *, actor: str, reason: str) -> None:
         """Point ``alias`` (e.g. ``production``) at ``version``; only Approved versions qualify."""

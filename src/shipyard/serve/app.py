@@ -8,6 +8,7 @@ retry; an unknown endpoint or variant is ``ValidationError`` (400).
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -87,11 +88,18 @@ def create_routes(service: EndpointService) -> list[Route]:
         return JSONResponse({"Endpoints": [_describe(d) for d in service.list_endpoints()]})
 
     async def describe_endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
         try:
-            description = service.describe(request.path_params["name"])
+            description = service.describe(name)
         except NotFoundError as exc:
             return sagemaker_error(400, "ValidationException", str(exc))
-        return JSONResponse(_describe(description))
+        body = _describe(description)
+        if name in service.serving:
+            # The order CSV requests must follow, per variant actually loaded here.
+            signatures = {v.name: v.model.input_types for v in service.runtime(name).variants}
+            for variant in body["ProductionVariants"]:
+                variant["InputSignature"] = signatures.get(variant["VariantName"])
+        return JSONResponse(body)
 
     return [
         Route("/ping", ping, methods=["GET"]),
@@ -143,8 +151,8 @@ def _describe(description: EndpointDescription) -> dict[str, Any]:
         "EndpointStatus": description.status,
         "EndpointConfigName": description.config_name,
         "FailureReason": description.failure_reason,
-        "CreationTime": description.created_at.isoformat(),
-        "LastModifiedTime": description.updated_at.isoformat(),
+        "CreationTime": _iso(description.created_at),
+        "LastModifiedTime": _iso(description.updated_at),
         "ProductionVariants": [
             {
                 "VariantName": v.name,
@@ -154,3 +162,8 @@ def _describe(description: EndpointDescription) -> dict[str, Any]:
             for v in description.variants
         ],
     }
+
+
+def _iso(moment: datetime) -> str:
+    # SQLite hands back naive datetimes; every time Shipyard stores is UTC.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
