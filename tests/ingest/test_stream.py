@@ -236,7 +236,7 @@ def test_a_failed_fsync_stops_writes_until_reopen(
     def failing_sync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("shipyard.ingest.stream._fdatasync", failing_sync)
+    monkeypatch.setattr("shipyard.ingest._shardlog._fdatasync", failing_sync)
     with pytest.raises(StorageError, match="Input/output error"):
         stream.put_records([(b"k", b"lost")])
     monkeypatch.undo()

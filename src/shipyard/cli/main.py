@@ -12,6 +12,7 @@ from shipyard.cli.console import RichNarrator, console
 from shipyard.cli.generate import generate_command
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
+from shipyard.storage.metadata import redact
 
 app = typer.Typer(
     help="Shipyard: run a fraud-detection model in production end to end, on your own machine.",
@@ -46,7 +47,10 @@ def demo(
     settings = _settings()
     workspace = Workspace.open(settings)
     console.print(
-        f"[bold]Shipyard demo[/]: {events:,} card events, seed {seed}, home {settings.home_path}"
+        f"[bold]Shipyard demo[/]: {events:,} card events, seed {seed}; "
+        f"objects in {settings.resolved_store_url}, metadata in "
+        f"{redact(settings.resolved_database_url)}",
+        soft_wrap=True,
     )
     try:
         report = run_demo(workspace, RichNarrator(), events=events, seed=seed)

@@ -3,9 +3,7 @@
 Layout of a stream called ``fraud`` under ``root``::
 
     root/fraud/stream.json          name and shard count; the stream exists once this exists
-    root/fraud/shard-0000.log       8-byte magic, then frames: length u32 | crc32 u32 |
-                                    arrival_ms i64 | payload (little endian; the crc covers
-                                    arrival_ms and payload, so a torn or zeroed frame fails it)
+    root/fraud/shard-0000.log       shard 0's append-only log (format in ``_shardlog``)
     root/fraud/groups/landing.json  committed offsets of consumer group ``landing``, per shard
     root/fraud/.lock                flock held by the one process that owns the stream
 
@@ -15,16 +13,11 @@ One process owns a stream (the server); other processes reach it through that pr
 from __future__ import annotations
 
 import fcntl
-import itertools
-import logging
-import mmap
 import os
 import re
-import struct
 import threading
 import time
 import zlib
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,27 +26,19 @@ from typing import Any, Protocol
 import orjson
 
 from shipyard.core.config import EMBEDDED, Settings
-from shipyard.core.errors import (
-    ConfigError,
-    IntegrityError,
-    InvalidRequestError,
-    NotFoundError,
-    StateError,
-    StorageError,
-)
+from shipyard.core.errors import ConfigError, InvalidRequestError, NotFoundError, StateError
 from shipyard.core.interfaces import Stream
 from shipyard.core.types import PutResult, StreamRecord
+
+# RecordBatch lives beside the log that reads it; the alias keeps it exported from here too.
+from shipyard.ingest._shardlog import RecordBatch as RecordBatch
+from shipyard.ingest._shardlog import ShardLog, atomic_write, fsync_dir, write_new_log
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_SHARDS = 1024
 
-_log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
-_MAGIC = b"SHPYLOG\x01"
-_HEADER = struct.Struct("<IIq")
-_HEADER_SIZE = _HEADER.size
 _META = "stream.json"
-_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 @dataclass(frozen=True)
@@ -77,28 +62,6 @@ class StreamStatus:
     @property
     def records(self) -> int:
         return sum(s.end_sequence for s in self.shards)
-
-
-@dataclass(frozen=True)
-class RecordBatch:
-    """Consecutive records of one shard as columns: no Python object per record to build."""
-
-    shard: int
-    sequences: list[int]
-    arrival_ms: list[int]
-    payloads: list[bytes]
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    @classmethod
-    def of(cls, shard: int, records: Sequence[StreamRecord]) -> RecordBatch:
-        return cls(
-            shard,
-            [r.sequence for r in records],
-            [r.arrival_ms for r in records],
-            [r.data for r in records],
-        )
 
 
 class StreamBackend(Stream, Protocol):
@@ -136,10 +99,10 @@ class EmbeddedStream:
         self._lock_fd = lock_fd
         self._clock_ms = clock_ms
         self._closed = False
-        self._shards: list[_ShardLog] = []
+        self._shards: list[ShardLog] = []
         try:
             for shard in range(shard_count):
-                self._shards.append(_ShardLog(folder / _shard_file(shard), shard))
+                self._shards.append(ShardLog(folder / _shard_file(shard), shard))
         except BaseException:
             for opened in self._shards:
                 opened.close()
@@ -174,11 +137,11 @@ class EmbeddedStream:
                     )
             else:
                 for shard in range(shards):
-                    _write_new_log(folder / _shard_file(shard))
+                    write_new_log(folder / _shard_file(shard))
                 (folder / "groups").mkdir(exist_ok=True)
                 meta = {"format": 1, "name": name, "shards": shards}
-                _atomic_write(meta_path, orjson.dumps(meta))
-                _fsync_dir(folder.parent)
+                atomic_write(meta_path, orjson.dumps(meta))
+                fsync_dir(folder.parent)
             return cls(folder, name, shards, lock_fd, clock_ms)
         except BaseException:
             os.close(lock_fd)
@@ -306,7 +269,7 @@ class EmbeddedStream:
         with self._groups_lock:
             offsets = list(self._group_offsets(group))
             offsets[shard] = next_sequence
-            _atomic_write(self._group_path(group), orjson.dumps({"offsets": offsets}))
+            atomic_write(self._group_path(group), orjson.dumps({"offsets": offsets}))
             self._groups[group] = offsets
 
     def describe(self) -> StreamStatus:
@@ -340,7 +303,7 @@ class EmbeddedStream:
         if self._closed:
             raise StateError(f"stream {self.name!r} is closed; open it again to use it")
 
-    def _shard(self, shard: int) -> _ShardLog:
+    def _shard(self, shard: int) -> ShardLog:
         if not 0 <= shard < len(self._shards):
             raise NotFoundError(
                 f"stream {self.name!r} has no shard {shard}; "
@@ -385,217 +348,6 @@ def check_name(kind: str, name: str) -> str:
             f"{kind} name {name!r} is not usable: use 1-128 letters, digits, '_', '.' or '-'"
         )
     return name
-
-
-class _ShardLog:
-    """One shard's log file and the in-memory index of where each record starts."""
-
-    def __init__(self, path: Path, shard: int) -> None:
-        self.path = path
-        self.shard = shard
-        try:
-            self._fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            raise StorageError(
-                f"stream log {path} is missing; the stream folder is damaged"
-            ) from None
-        try:
-            # offsets[i] is where record i starts; offsets[-1] is the end of the last record.
-            self._offsets = _recover(self._fd, path)
-        except BaseException:
-            os.close(self._fd)
-            raise
-        self._write_lock = threading.Lock()
-        self._index = threading.Condition()
-        self._readers = 0
-        self._closed = False
-        self._failure: str | None = None
-
-    @property
-    def end_sequence(self) -> int:
-        with self._index:
-            return len(self._offsets) - 1
-
-    @property
-    def size(self) -> int:
-        with self._index:
-            return self._offsets[-1]
-
-    def append(self, payloads: list[bytes], arrival_ms: int) -> int:
-        """Write, fsync, then publish; returns the first record's sequence number."""
-        frames, sizes = _frame(payloads, arrival_ms)
-        with self._write_lock:
-            if self._failure is not None or self._closed:
-                raise StorageError(
-                    f"shard {self.shard} ({self.path}) is not writable: "
-                    f"{self._failure or 'closed'}; reopen the stream"
-                )
-            start = self._offsets[-1]
-            try:
-                _pwrite_all(self._fd, frames, start)
-                _fdatasync(self._fd)
-            except OSError as exc:
-                # After a failed write or fsync the page cache cannot be trusted (fsyncgate):
-                # cut the partial batch off and stop writing until the stream is reopened.
-                self._failure = str(exc)
-                try:
-                    os.ftruncate(self._fd, start)
-                except OSError:
-                    _log.exception("could not cut a failed append off %s", self.path)
-                raise StorageError(f"could not append to {self.path}: {exc}") from exc
-            starts = array("q", itertools.accumulate(sizes, initial=start))
-            with self._index:
-                first = len(self._offsets) - 1
-                # Readers see records only once fsynced, so nobody consumes a record a crash
-                # could still take back.
-                self._offsets.extend(starts[1:])
-        return first
-
-    def read(self, from_sequence: int, max_records: int) -> RecordBatch:
-        with self._index:
-            if self._closed:
-                raise StateError(f"shard {self.shard} of {self.path.parent.name!r} is closed")
-            end = len(self._offsets) - 1
-            stop = min(end, from_sequence + max_records)
-            if from_sequence >= stop:
-                return RecordBatch(self.shard, [], [], [])
-            starts = self._offsets[from_sequence : stop + 1]
-            self._readers += 1
-        try:
-            buf = _pread_all(self._fd, starts[-1] - starts[0], starts[0])
-        finally:
-            with self._index:
-                self._readers -= 1
-                self._index.notify_all()
-        if len(buf) != starts[-1] - starts[0]:
-            raise StorageError(f"{self.path} is shorter than its index; reopen the stream")
-        return _parse_frames(buf, starts, self.shard, from_sequence, self.path)
-
-    def close(self) -> None:
-        with self._write_lock, self._index:
-            self._closed = True
-            self._index.wait_for(lambda: self._readers == 0)
-            os.close(self._fd)
-
-
-def _frame(payloads: list[bytes], arrival_ms: int) -> tuple[bytes, list[int]]:
-    """Frames for ``payloads`` as one buffer, and each frame's size."""
-    seed = zlib.crc32(struct.pack("<q", arrival_ms))
-    crc32, pack = zlib.crc32, _HEADER.pack
-    lengths = [len(p) for p in payloads]
-    parts: list[bytes] = [b""] * (2 * len(payloads))
-    parts[0::2] = [
-        pack(n, crc32(p, seed), arrival_ms) for n, p in zip(lengths, payloads, strict=True)
-    ]
-    parts[1::2] = payloads
-    return b"".join(parts), [n + _HEADER_SIZE for n in lengths]
-
-
-def _parse_frames(
-    buf: bytes, starts: array[int], shard: int, first_sequence: int, path: Path
-) -> RecordBatch:
-    view = memoryview(buf)
-    base = starts[0]
-    unpack, crc32 = _HEADER.unpack_from, zlib.crc32
-    arrivals: list[int] = []
-    payloads: list[bytes] = []
-    for start in itertools.islice(starts, len(starts) - 1):
-        at = start - base
-        length, crc, arrival_ms = unpack(buf, at)
-        end = at + _HEADER_SIZE + length
-        if crc32(view[at + 8 : end]) != crc:
-            raise IntegrityError(
-                f"record {first_sequence + len(payloads)} of {path} fails its crc32; the log "
-                "was changed on disk after it was written"
-            )
-        arrivals.append(arrival_ms)
-        payloads.append(buf[at + _HEADER_SIZE : end])
-    sequences = list(range(first_sequence, first_sequence + len(payloads)))
-    return RecordBatch(shard, sequences, arrivals, payloads)
-
-
-def _recover(fd: int, path: Path) -> array[int]:
-    """Index every intact record; cut away a torn tail (never acknowledged) after saving it."""
-    size = os.fstat(fd).st_size
-    if size < len(_MAGIC) or os.pread(fd, len(_MAGIC), 0) != _MAGIC:
-        raise StorageError(f"{path} is not a Shipyard stream log (bad or missing header)")
-    offsets = array("q")
-    append, unpack, crc32 = offsets.append, _HEADER.unpack_from, zlib.crc32
-    at = len(_MAGIC)
-    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-        while at + _HEADER_SIZE <= size:
-            length, crc, _ = unpack(view, at)
-            end = at + _HEADER_SIZE + length
-            if end > size or crc32(view[at + 8 : end]) != crc:
-                break
-            append(at)
-            at = end
-        torn = bytes(view[at:size])
-    offsets.append(at)
-    if torn:
-        # A crash mid-append leaves a partial batch; its put_records never returned. Keep the
-        # bytes beside the log in case this was disk corruption rather than a torn write.
-        saved = path.with_name(f"{path.name}.torn-{wall_clock_ms()}")
-        _atomic_write(saved, torn)
-        os.ftruncate(fd, at)
-        os.fsync(fd)
-        _log.warning(
-            "cut a torn tail of %d bytes after record %d off %s (saved as %s)",
-            len(torn),
-            len(offsets) - 2,
-            path,
-            saved.name,
-        )
-    return offsets
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-def _pread_all(fd: int, size: int, offset: int) -> bytes:
-    # One pread returns at most ~2 GiB on Linux, and less at end of file.
-    chunks = []
-    while size > 0:
-        chunk = os.pread(fd, size, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-        offset += len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _write_new_log(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _pwrite_all(fd, _MAGIC, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename, fsync the folder: readers see the old or the new bytes."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_meta(path: Path) -> int:

@@ -228,6 +228,7 @@ def _validate(
             f"contract {contract.name}@{contract.version}: {len(outcome.check_counts)} checks; "
             f"top reasons: {reasons or 'none'}"
         )
+        narrator.say(f"curated: {curated_key}; quarantine: {quarantine_key}")
         stage.done(
             f"{outcome.rows_valid:,} valid -> curated/, {outcome.rows_quarantined:,} quarantined "
             f"with reason codes (generator corrupted {generated.corrupted.num_rows:,}); "
@@ -312,6 +313,7 @@ def _register(
         version = ws.registry.approve(GROUP, version.version, actor="demo", reason=reason)
         if fault is None:
             ws.registry.set_alias(GROUP, "production", version.version, actor="demo", reason=reason)
+        narrator.say(f"package: {version.artifact_uri}")
         stage.done(
             f"{version.ref} registered ({version.framework} {version.framework_version}, "
             f"sha256 {version.sha256[:12]}…), {version.approval_status}"

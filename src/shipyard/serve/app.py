@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from shipyard.core.errors import InvalidRequestError, ModelFault, NotFoundError
 from shipyard.serve.endpoints import EndpointDescription, EndpointService
-from shipyard.serve.runtime import EndpointRuntime
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 VARIANT_HEADER = "X-Amzn-SageMaker-Target-Variant"
@@ -58,31 +57,20 @@ def create_routes(service: EndpointService) -> list[Route]:
         return Response(status_code=200)
 
     async def invoke_named(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            runtime = service.runtime(name)
-        except NotFoundError as exc:
-            return sagemaker_error(400, "ValidationError", str(exc))
-        return await _invoke(runtime, request)
+        return await _invoke(service, request.path_params["name"], request)
 
     async def invoke_default(request: Request) -> Response:
         serving = service.serving
         chosen = request.query_params.get("endpoint")
-        if chosen is None:
-            if len(serving) != 1:
-                listed = ", ".join(serving) or "none"
-                return sagemaker_error(
-                    400,
-                    "ValidationError",
-                    "POST /invocations needs exactly one endpoint in service or ?endpoint=NAME; "
-                    f"in service: {listed}",
-                )
-            chosen = serving[0]
-        try:
-            runtime = service.runtime(chosen)
-        except NotFoundError as exc:
-            return sagemaker_error(400, "ValidationError", str(exc))
-        return await _invoke(runtime, request)
+        if chosen is None and len(serving) != 1:
+            listed = ", ".join(serving) or "none"
+            return sagemaker_error(
+                400,
+                "ValidationError",
+                "POST /invocations needs exactly one endpoint in service or ?endpoint=NAME; "
+                f"in service: {listed}",
+            )
+        return await _invoke(service, chosen or serving[0], request)
 
     async def list_endpoints(request: Request) -> Response:
         return JSONResponse({"Endpoints": [_describe(d) for d in service.list_endpoints()]})
@@ -110,7 +98,11 @@ def create_routes(service: EndpointService) -> list[Route]:
     ]
 
 
-async def _invoke(runtime: EndpointRuntime, request: Request) -> Response:
+async def _invoke(service: EndpointService, name: str, request: Request) -> Response:
+    try:
+        runtime = service.runtime(name)
+    except NotFoundError as exc:
+        return sagemaker_error(400, "ValidationError", str(exc))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return sagemaker_error(
