@@ -10,7 +10,7 @@ from shipyard.core.errors import ConfigError
 
 def test_defaults_live_in_the_home_folder(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "h")
-    assert settings.resolved_store_url == (tmp_path / "h" / "objects").as_uri()
+    assert settings.resolved_store_url == f"file://{tmp_path / 'h' / 'objects'}"
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'h' / 'shipyard.db'}"
     assert settings.stream_url == "embedded"
     assert settings.host == "127.0.0.1"
@@ -40,3 +40,12 @@ def test_an_unwritable_home_is_refused(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot be created"):
         Settings(home=blocker / "home").ensure_home()
+
+
+def test_a_home_with_spaces_keeps_objects_inside_it(tmp_path: Path) -> None:
+    from shipyard.storage import ObjectStore
+
+    settings = Settings(home=tmp_path / "my home é")
+    store = ObjectStore(settings.resolved_store_url)
+    store.put_bytes("a/b.bin", b"x")
+    assert (tmp_path / "my home é" / "objects" / "a" / "b.bin").read_bytes() == b"x"

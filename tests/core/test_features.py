@@ -54,8 +54,14 @@ def test_integers_from_json_are_accepted_and_strings_refused() -> None:
     prep = _prep()
     ints = TRAIN.with_columns(pl.col("amount").cast(pl.Int64))
     np.testing.assert_array_equal(prep.transform(ints).matrix, prep.transform(TRAIN).matrix)
-    with pytest.raises(InvalidRequestError, match="'amount' must be a number, got 'ten'"):
+    with pytest.raises(InvalidRequestError, match="'amount' must be a number, got string"):
         prep.transform(TRAIN.with_columns(pl.Series("amount", ["ten", "1", "2"])))
+    with pytest.raises(InvalidRequestError, match="'amount' must be a number, got boolean"):
+        prep.transform(TRAIN.with_columns(pl.Series("amount", [True, False, True])))
+    with pytest.raises(InvalidRequestError, match="'is_foreign' must be true or false"):
+        prep.transform(TRAIN.with_columns(pl.Series("is_foreign", [2, 0, 1])))
+    with pytest.raises(InvalidRequestError, match="'channel' must be a string, got numeric"):
+        prep.transform(TRAIN.with_columns(pl.Series("channel", [1, 2, 3])))
     with pytest.raises(InvalidRequestError, match="missing field"):
         prep.transform(TRAIN.drop("channel"))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 
@@ -50,3 +51,17 @@ def test_fault_injection_fails_about_its_share(tmp_path: Path, trained: TrainRes
         except ModelFault:
             failures += 1
     assert 240 <= failures <= 360
+
+
+def test_a_manifest_must_pin_its_model_file(tmp_path: Path, trained: TrainResult) -> None:
+    store = ObjectStore(tmp_path.as_uri())
+    stored = write_package(store, "models/g/1", trained.contents)
+    manifest = orjson.loads(store.get_bytes("models/g/1/package.json"))
+    manifest["artifact"]["sha256"] = None
+    sha = store.put_bytes("models/g/1/package.json", orjson.dumps(manifest))
+    with pytest.raises(IntegrityError, match="does not pin its artifact"):
+        load_package(store, stored.manifest_uri, sha)
+    manifest["artifact"]["name"] = "../../other/model.ubj"
+    sha = store.put_bytes("models/g/1/package.json", orjson.dumps(manifest))
+    with pytest.raises(IntegrityError, match="outside its package folder"):
+        load_package(store, stored.manifest_uri, sha)

@@ -9,7 +9,7 @@ import orjson
 import polars as pl
 import pytest
 
-from shipyard.core.errors import ConfigError, NotFoundError
+from shipyard.core.errors import ConfigError, NotFoundError, StateError
 from shipyard.core.types import PutResult, StreamRecord
 from shipyard.ingest import FRAUD_EVENT_SCHEMA, EmbeddedStream, drain_to_landing, read_landing
 from shipyard.storage import ObjectStore
@@ -309,4 +309,15 @@ def test_unusable_drain_options_are_refused(tmp_path: Path, options: dict[str, A
     store = ObjectStore((tmp_path / "objects").as_uri())
     with pytest.raises(ConfigError):
         drain_to_landing(stream, store, **options)
+    stream.close()
+
+
+def test_a_rewound_offset_is_refused_rather_than_landed_twice(tmp_path: Path) -> None:
+    stream = make_stream(tmp_path, [event(i) for i in range(10)])
+    store = ObjectStore((tmp_path / "objects").as_uri())
+    drain_to_landing(stream, store, batch_records=4)
+    stream.commit("landing", 0, 0)
+    with pytest.raises(StateError, match="behind records already landed"):
+        drain_to_landing(stream, store, batch_records=3)
+    assert landed(store).height == 10
     stream.close()

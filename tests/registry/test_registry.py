@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,37 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         _register(registry, "../etc")
     with pytest.raises(InvalidRequestError, match="not one of"):
         registry.set_approval("fraud-detector", 1, "Maybe")
+
+
+def _register_concurrently(meta_url: str, threads: int = 12) -> list[int]:
+    registry = ModelRegistry(MetadataStore(meta_url))
+    barrier = threading.Barrier(threads)
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            versions.append(_register(registry, "fresh-group"))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors, errors
+    events = list_events(registry.meta, entity_kind="model")
+    assert len(events) == threads
+    registry.meta.dispose()
+    return sorted(versions)
+
+
+def test_concurrent_first_versions_on_sqlite(tmp_path: Path) -> None:
+    assert _register_concurrently(f"sqlite:///{tmp_path / 'c.db'}") == list(range(1, 13))
+
+
+@pytest.mark.postgres
+def test_concurrent_first_versions_on_postgresql(postgres_url: str) -> None:
+    assert _register_concurrently(postgres_url) == list(range(1, 13))

@@ -124,17 +124,82 @@ def test_ping_and_describe(server: BackgroundServer) -> None:
     assert described["CreationTime"].endswith("+00:00")
 
 
-def test_bad_requests_are_4xx_never_5xx(server: BackgroundServer) -> None:
+BAD_BODIES = [
+    (b"", "application/json", "body is empty"),
+    (b"{x", "application/json", "not valid JSON"),
+    (b"1,2", "text/csv", "values"),
+    (b"<a/>", "application/xml", "not supported"),
+    (b'{"dataframe_split": {"columns": 5, "data": [[1]]}}', "application/json", "columns"),
+    (b'{"dataframe_split": {"columns": [["a"]], "data": [[1]]}}', "application/json", "columns"),
+    (b'{"amount": {"a": 1}}', "application/json", "objects or lists"),
+    (b'{"amount": [1, 2]}', "application/json", "objects or lists"),
+    (b"[1, 2]", "application/json", "not an event object"),
+    (b'{"instances": {}}', "application/json", "list of event objects"),
+    (b'{"a": 1}\n[2]\n', "application/jsonlines", "line 2"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "message"), BAD_BODIES)
+def test_bad_requests_are_4xx_never_5xx(
+    server: BackgroundServer, body: bytes, content_type: str, message: str
+) -> None:
     url = f"{server.url}/endpoints/fraud/invocations"
-    for body, kind in [
-        (b"", "application/json"),
-        (b"{x", "application/json"),
-        (b"1,2", "text/csv"),
-        (b"<a/>", "application/xml"),
-    ]:
-        answer = httpx.post(url, content=body, headers={"Content-Type": kind})
-        assert 400 <= answer.status_code < 500, (body, answer.status_code)
-        assert answer.json()["Message"]
+    answer = httpx.post(url, content=body, headers={"Content-Type": content_type})
+    assert 400 <= answer.status_code < 500, (body, answer.status_code, answer.text)
+    assert message in answer.json()["Message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("amount", "12.5", "'amount' must be a number, got string"),
+        ("amount", True, "'amount' must be a number, got boolean"),
+        ("is_foreign", 2, "'is_foreign' must be true or false"),
+        ("merchant_category", 5411, "'merchant_category' must be a string"),
+    ],
+)
+def test_values_the_contract_refuses_are_refused(
+    server: BackgroundServer, trained: TrainResult, field: str, value: object, message: str
+) -> None:
+    event = _raw_holdout(trained, 1).to_dicts()[0]
+    event[field] = value
+    answer = httpx.post(f"{server.url}/invocations", content=orjson.dumps(event))
+    assert answer.status_code == 424
+    assert answer.json()["OriginalStatusCode"] == 400
+    assert message in answer.json()["OriginalMessage"]
+
+
+def test_an_oversized_chunked_body_is_refused(server: BackgroundServer) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(7):
+            yield b" " * (1024 * 1024)
+
+    answer = httpx.post(f"{server.url}/invocations", content=chunks())
+    assert answer.status_code == 413
+
+
+def test_an_empty_endpoint_query_means_the_default(server: BackgroundServer) -> None:
+    answer = httpx.post(f"{server.url}/invocations?endpoint=", content=b"{}")
+    assert answer.status_code == 424  # routed to 'fraud', whose model refuses an empty event
+
+
+def test_a_model_that_breaks_is_a_model_error_and_counts_as_5xx(
+    server: BackgroundServer, deployed: Workspace, trained: TrainResult
+) -> None:
+    class Broken:
+        def inplace_predict(self, matrix: object) -> object:
+            raise RuntimeError("booster exploded")
+
+    deployed.endpoints.runtime("fraud").variants[0].model.booster = Broken()
+    event = _raw_holdout(trained, 1).to_dicts()[0]
+    answer = httpx.post(f"{server.url}/invocations", content=orjson.dumps(event))
+    assert answer.status_code == 424
+    assert answer.json()["OriginalStatusCode"] == 500
+    assert "booster exploded" in answer.json()["OriginalMessage"]
+    errors = deployed.metrics.query(
+        "Invocation5XXErrors", "Sum", endpoint="fraud", variant=None, start_s=0, end_s=1e12
+    )
+    assert errors == 1
 
 
 def test_a_tampered_artifact_is_refused_and_the_endpoint_fails(

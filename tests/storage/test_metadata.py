@@ -82,3 +82,8 @@ def test_unreachable_database_is_one_clear_config_error() -> None:
 def test_content_hash_ignores_listing_order() -> None:
     assert content_hash([("a", "1"), ("b", "2")]) == content_hash([("b", "2"), ("a", "1")])
     assert content_hash([("a", "1")]) != content_hash([("a", "2")])
+
+
+def test_a_database_url_without_its_driver_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="is not usable"):
+        MetadataStore("mysql://user@127.0.0.1/none")

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
 
     @property
     def resolved_store_url(self) -> str:
-        return self.store_url or (self.home_path / "objects").as_uri()
+        # Not Path.as_uri(): it percent-encodes spaces, and fsspec would take "%20" literally.
+        return self.store_url or f"file://{self.home_path / 'objects'}"
 
     @property
     def resolved_database_url(self) -> str:

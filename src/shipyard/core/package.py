@@ -9,6 +9,7 @@ sha256 of ``package.json`` itself, so one recorded hash pins every byte that get
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from shipyard.storage.objectstore import ObjectStore
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 FORMAT_VERSION = 1
 MANIFEST_NAME = "package.json"
 XGBOOST_ARTIFACT = "model.ubj"
@@ -138,9 +140,18 @@ def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) ->
             f"{manifest_uri} has package format {manifest.get('format_version')!r}; "
             f"this Shipyard reads format {FORMAT_VERSION}"
         )
-    artifact = manifest["artifact"]
-    folder = key.rsplit("/", 1)[0]
-    if "/" in artifact["name"] or artifact["name"] in ("", ".", ".."):
+    artifact = manifest.get("artifact") if isinstance(manifest, dict) else None
+    missing = [
+        k for k in ("prep", "signature") if not isinstance(manifest, dict) or k not in manifest
+    ]
+    if not isinstance(artifact, dict) or missing:
+        raise StorageError(f"{manifest_uri} is not a complete package manifest")
+    name, sha = artifact.get("name"), artifact.get("sha256")
+    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
         raise IntegrityError(f"{manifest_uri} names an artifact outside its package folder")
-    model_bytes = store.get_bytes(f"{folder}/{artifact['name']}", sha256=artifact["sha256"])
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        # Without a hash the model file would load unverified.
+        raise IntegrityError(f"{manifest_uri} does not pin its artifact with a sha256")
+    folder = key.rsplit("/", 1)[0]
+    model_bytes = store.get_bytes(f"{folder}/{name}", sha256=sha)
     return PackagedModel(manifest, model_bytes)

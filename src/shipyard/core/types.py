@@ -18,6 +18,14 @@ class ModelRef:
     def __str__(self) -> str:
         return f"{self.group}@{self.version}"
 
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """The inverse of ``str()``: ``"fraud-detector@2"`` -> ModelRef("fraud-detector", 2)."""
+        group, _, version = text.rpartition("@")
+        if not group or not version.isdigit():
+            raise ValueError(f"{text!r} is not GROUP@VERSION")
+        return cls(group, int(version))
+
 
 @dataclass(frozen=True)
 class ModelVersionInfo:
@@ -60,3 +68,4 @@ class Invocation:
     at_s: float
     is_model_error: bool = False
     unseen_categories: int = 0
+    model_version: str = ""  # str(ModelRef) of the version that answered

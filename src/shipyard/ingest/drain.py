@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 import polars as pl
 
-from shipyard.core.errors import ConfigError, DataError, NotFoundError
+from shipyard.core.errors import ConfigError, DataError, NotFoundError, StateError
 from shipyard.core.interfaces import Stream
 from shipyard.ingest.stream import RecordBatch
 from shipyard.storage import ObjectStore
@@ -213,6 +213,12 @@ def _discard_unfinished(store: ObjectStore, intent_key: str, committed: int) -> 
     intent = orjson.loads(store.get_bytes(intent_key))
     if intent["first"] < committed:
         return
+    if intent["first"] > committed:
+        raise StateError(
+            f"the committed offset {committed} is behind records already landed "
+            f"({intent['first']}..{intent['last']} and before); landing them again would "
+            "duplicate them: drain to a new prefix, or remove the landed files first"
+        )
     _log.info(
         "removing %d landing files of uncommitted records %d..%d before landing them again",
         len(intent["keys"]),

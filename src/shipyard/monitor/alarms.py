@@ -176,8 +176,11 @@ class AlarmManager:
                 )
                 self._states[spec.name] = new_state
                 self.history.append(transition)
-                self._record(transition)
                 transitions.append(transition)
+                try:
+                    self._record(transition)
+                except Exception:  # the action matters more than its audit line
+                    logger.exception("could not record the transition of alarm %s", spec.name)
                 if self.on_transition is not None:
                     try:
                         self.on_transition(spec, transition)
@@ -193,7 +196,10 @@ class AlarmManager:
 
         def loop() -> None:
             while not self._stop.wait(tick_s):
-                self.evaluate()
+                try:
+                    self.evaluate()
+                except Exception:  # a database hiccup must not end the watching for good
+                    logger.exception("alarm evaluation failed; retrying in %.2f s", tick_s)
 
         self._thread = threading.Thread(target=loop, name="shipyard-alarms", daemon=True)
         self._thread.start()

@@ -33,6 +33,7 @@ class _Bucket:
     errors_4xx: int = 0
     errors_5xx: int = 0
     unseen_categories: int = 0
+    errors_5xx_by_version: dict[str, int] = field(default_factory=dict)
     model_latency_us: list[float] = field(default_factory=list)
     overhead_latency_us: list[float] = field(default_factory=list)
 
@@ -66,6 +67,10 @@ class MetricsStore:
                 bucket.errors_4xx += 1
             elif invocation.status >= 500:
                 bucket.errors_5xx += 1
+                by_version = bucket.errors_5xx_by_version
+                by_version[invocation.model_version] = (
+                    by_version.get(invocation.model_version, 0) + 1
+                )
             bucket.unseen_categories += invocation.unseen_categories
             bucket.model_latency_us.append(invocation.model_latency_us)
             bucket.overhead_latency_us.append(invocation.overhead_latency_us)
@@ -112,6 +117,19 @@ class MetricsStore:
                 )
                 samples = np.array([v for b in buckets for v in getattr(b, attribute)])
         return _statistic(samples, statistic)
+
+    def error_versions(self, endpoint: str, start_s: float, end_s: float) -> dict[str, int]:
+        """Model errors (5xx) per model version in [start_s, end_s): who caused an alarm."""
+        totals: dict[str, int] = {}
+        with self._lock:
+            for (ep, _variant), series in self._buckets.items():
+                if ep != endpoint:
+                    continue
+                for second, bucket in series.items():
+                    if start_s <= second < end_s:
+                        for version, count in bucket.errors_5xx_by_version.items():
+                            totals[version] = totals.get(version, 0) + count
+        return totals
 
     def endpoints(self) -> list[tuple[str, str]]:
         with self._lock:

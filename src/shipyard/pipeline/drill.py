@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from shipyard.core.errors import StageFailed
 from shipyard.core.types import ModelRef
-from shipyard.monitor import ALARM
+from shipyard.monitor import ALARM, RollbackOutcome
 from shipyard.pipeline.narration import Narrator, Stage, StageReport
 from shipyard.pipeline.traffic import TrafficGenerator, TrafficReport
 from shipyard.pipeline.workspace import Workspace, error_rate_alarm
@@ -137,13 +137,13 @@ def fault_drill(
         )
         narrator.say(f"deployed {faulty}: {fault_note}")
         deadline = time.time() + 30
-        while len(ws.rollback_log) == already and time.time() < deadline:
+        while not (done := _rollbacks_since(ws, already)) and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(1.5)  # keep the traffic going to show the good version answering again
         seen = traffic.stop()
-        if len(ws.rollback_log) == already:
+        if not done:
             raise StageFailed("fault drill: no rollback within 30 s of the fault")
-        outcome = ws.rollback_log[-1]
+        outcome = done[0]
         alarm_at = next(
             t.at_s
             for t in ws.alarms.history
@@ -171,6 +171,10 @@ def fault_drill(
             rollback_s=result.fault_to_rollback_s,
         )
     return result
+
+
+def _rollbacks_since(ws: Workspace, already: int) -> list[RollbackOutcome]:
+    return [o for o in list(ws.rollback_log)[already:] if o.to_ref is not None]
 
 
 def _check_drill(

@@ -80,16 +80,29 @@ class Workspace:
         self.alarms.stop()
         self.meta.dispose()
 
+    def _suspect(self, spec: AlarmSpec, transition: Transition) -> ModelRef:
+        """The version behind the breaching datapoints; the newest serving one if unknown.
+
+        Metrics are per variant, and a variant keeps its name across versions, so the
+        version must come from the errors themselves: otherwise an alarm raised by a bad
+        version could roll back the good version deployed after it.
+        """
+        end = (int(transition.at_s) // spec.period_s) * spec.period_s
+        start = end - spec.evaluation_periods * spec.period_s
+        culprits = self.metrics.error_versions(spec.endpoint, start, end)
+        if culprits:
+            return ModelRef.parse(max(culprits, key=lambda version: culprits[version]))
+        serving = self.endpoints.serving_versions(spec.endpoint)
+        return max(serving.values(), key=lambda ref: ref.version)
+
     def _act_on_alarm(self, spec: AlarmSpec, transition: Transition) -> None:
         if transition.to_state != ALARM or ROLLBACK_ACTION not in spec.actions:
             return
-        serving = self.endpoints.serving_versions(spec.endpoint)
-        suspect: ModelRef = max(serving.values(), key=lambda ref: ref.version)
         outcome = self.rollbacks.rollback(
             spec.endpoint,
             reason=f"alarm {spec.name}: {transition.reason}",
             actor=f"rollback-controller (alarm {spec.name})",
-            suspect=suspect,
+            suspect=self._suspect(spec, transition),
         )
         with self._log_lock:
             self.rollback_log.append(outcome)

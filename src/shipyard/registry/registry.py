@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.core.names import check_name
 from shipyard.core.types import ModelRef, ModelVersionInfo
-from shipyard.storage import MetadataStore, record_event, utcnow
+from shipyard.storage import MetadataStore, insert_if_absent, record_event, utcnow
 from shipyard.storage.schema import model_aliases, model_package_groups, model_versions
 
 PENDING = "PendingManualApproval"
@@ -75,20 +75,23 @@ class ModelRegistry:
         check_name("model package group", group)
         now = utcnow()
         with self.meta.transaction() as connection:
-            row = connection.execute(
-                sa.select(model_package_groups.c.next_version)
-                .where(model_package_groups.c.name == group)
-                .with_for_update()
-            ).first()
-            if row is None:
+            # Create the group row if needed, then lock it: SELECT ... FOR UPDATE on a row
+            # that does not exist yet would lock nothing, and two first versions would race.
+            insert_if_absent(
+                connection,
+                model_package_groups,
+                name=group,
+                description="",
+                next_version=1,
+                created_at=now,
+            )
+            version = int(
                 connection.execute(
-                    model_package_groups.insert().values(
-                        name=group, description="", next_version=1, created_at=now
-                    )
-                )
-                version = 1
-            else:
-                version = int(row[0])
+                    sa.select(model_package_groups.c.next_version)
+                    .where(model_package_groups.c.name == group)
+                    .with_for_update()
+                ).scalar_one()
+            )
             # Numbers come from the group row, never from max(version): a deleted version's
             # number is never reused.
             connection.execute(
@@ -169,6 +172,12 @@ class ModelRegistry:
         alias = STAGE_ALIASES.get(alias, alias)
         check_name("alias", alias)
         with self.meta.transaction() as connection:
+            # One alias change per group at a time: lock the group row.
+            connection.execute(
+                sa.select(model_package_groups.c.name)
+                .where(model_package_groups.c.name == group)
+                .with_for_update()
+            )
             status = self._status(connection, group, version)
             if alias == "production" and status != APPROVED:
                 raise StateError(
@@ -245,9 +254,9 @@ class ModelRegistry:
 
     def _status(self, connection: Connection, group: str, version: int) -> str:
         status = connection.execute(
-            sa.select(model_versions.c.approval_status).where(
-                (model_versions.c.group_name == group) & (model_versions.c.version == version)
-            )
+            sa.select(model_versions.c.approval_status)
+            .where((model_versions.c.group_name == group) & (model_versions.c.version == version))
+            .with_for_update()
         ).scalar()
         if status is None:
             raise NotFoundError(f"no version {group}@{version} in the registry")

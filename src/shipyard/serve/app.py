@@ -61,7 +61,7 @@ def create_routes(service: EndpointService) -> list[Route]:
 
     async def invoke_default(request: Request) -> Response:
         serving = service.serving
-        chosen = request.query_params.get("endpoint")
+        chosen = request.query_params.get("endpoint") or None
         if chosen is None and len(serving) != 1:
             listed = ", ".join(serving) or "none"
             return sagemaker_error(
@@ -103,16 +103,21 @@ async def _invoke(service: EndpointService, name: str, request: Request) -> Resp
         runtime = service.runtime(name)
     except NotFoundError as exc:
         return sagemaker_error(400, "ValidationError", str(exc))
+    too_large = sagemaker_error(
+        413, "ValidationError", f"the body is larger than the limit of {MAX_BODY_BYTES} bytes"
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return sagemaker_error(
-            413, "ValidationError", f"the body is {declared} bytes; the limit is {MAX_BODY_BYTES}"
-        )
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return sagemaker_error(
-            413, "ValidationError", f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}"
-        )
+        return too_large
+    # Read chunk by chunk so that a chunked upload cannot grow past the limit in memory.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         result = runtime.invoke(
             body,

@@ -80,6 +80,8 @@ def _split_records(split: Any) -> list[dict[str, Any]]:
         raise InvalidRequestError("dataframe_split needs 'columns' and 'data'")
     columns = split["columns"]
     rows = split["data"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InvalidRequestError("dataframe_split.columns must be a list of field names")
     if not isinstance(rows, list) or not all(
         isinstance(r, list) and len(r) == len(columns) for r in rows
     ):
@@ -119,9 +121,16 @@ def _jsonlines_records(body: bytes) -> list[dict[str, Any]]:
 
 def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
     try:
-        return pl.DataFrame(records, infer_schema_length=None)
-    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-        raise InvalidRequestError(f"events have inconsistent field types: {exc}") from None
+        frame = pl.DataFrame(records, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidRequestError(f"events have inconsistent field types: {message}") from None
+    nested = [n for n, t in frame.schema.items() if t.is_nested() or t == pl.Object]
+    if nested:
+        raise InvalidRequestError(
+            f"field(s) {', '.join(nested)} hold objects or lists; event fields are plain values"
+        )
+    return frame
 
 
 def _csv_frame(body: bytes, signature: dict[str, str]) -> pl.DataFrame:

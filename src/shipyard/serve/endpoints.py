@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.core.errors import NotFoundError, ShipyardError, StateError
+from shipyard.core.errors import NotFoundError, ShipyardError, StateError, StorageError
 from shipyard.core.interfaces import MetricsSink, ModelStore
 from shipyard.core.names import check_name
 from shipyard.core.package import load_package
@@ -184,15 +184,28 @@ class EndpointService:
         return [self.describe(n) for n in found]
 
     def load_in_service(self) -> list[str]:
-        """Load every InService endpoint (at server start); returns the names loaded."""
+        """Load every endpoint that was serving (at server start); returns the names loaded.
+
+        An endpoint left Updating or RollingBack by a crash serves its last committed config
+        (the config name only advances once a change has succeeded) and is InService again.
+        """
         loaded = []
         for description in self.list_endpoints():
-            if description.status != IN_SERVICE or description.name in self._runtimes:
+            serving = (IN_SERVICE, UPDATING, ROLLING_BACK)
+            if description.status not in serving or description.name in self._runtimes:
                 continue
             variants = self._load(description.variants)
             self._runtimes[description.name] = EndpointRuntime(
                 description.name, variants, self.metrics
             )
+            if description.status != IN_SERVICE:
+                self._set_status(
+                    description.name,
+                    IN_SERVICE,
+                    reason=f"restarted while {description.status}; serving the last committed "
+                    f"config {description.config_name}",
+                    actor="system",
+                )
             loaded.append(description.name)
         return loaded
 
@@ -252,7 +265,15 @@ class EndpointService:
         loaded = []
         for spec in variants:
             info = self.models.get_version(spec.model)
-            model = load_package(self.store, info.artifact_uri, info.sha256)
+            try:
+                model = load_package(self.store, info.artifact_uri, info.sha256)
+            except ShipyardError:
+                raise
+            except Exception as exc:  # a corrupt model file must not leave the endpoint stuck
+                raise StorageError(
+                    f"could not load {spec.model} from {info.artifact_uri}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             loaded.append(LoadedVariant(spec.name, spec.model, spec.weight, model))
         return loaded
 

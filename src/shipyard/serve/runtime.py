@@ -94,6 +94,9 @@ class EndpointRuntime:
         except ModelFault:
             status = 500
             raise
+        except Exception as exc:  # the model itself broke: a ModelError, never a bare 500
+            status = 500
+            raise ModelFault(f"the model failed: {type(exc).__name__}: {exc}") from exc
         finally:
             finished = time.perf_counter()
             model_us = (finished - model_started) * 1e6
@@ -107,5 +110,6 @@ class EndpointRuntime:
                     at_s=time.time(),
                     is_model_error=status >= 400,
                     unseen_categories=unseen_total,
+                    model_version=str(variant.ref),
                 )
             )

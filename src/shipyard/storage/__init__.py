@@ -12,7 +12,13 @@ from shipyard.storage.catalog import (
     record_dataset,
     start_run,
 )
-from shipyard.storage.metadata import MetadataStore, list_events, record_event, utcnow
+from shipyard.storage.metadata import (
+    MetadataStore,
+    insert_if_absent,
+    list_events,
+    record_event,
+    utcnow,
+)
 from shipyard.storage.objectstore import ObjectStore, sha256_hex
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "content_hash",
     "finish_run",
     "get_dataset",
+    "insert_if_absent",
     "list_events",
     "new_id",
     "record_dataset",

@@ -15,7 +15,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
-from shipyard.core.errors import ConfigError, StorageError
+from shipyard.core.errors import ConfigError, StateError, StorageError
 from shipyard.storage.schema import events
 
 
@@ -34,7 +34,7 @@ class MetadataStore:
         self.url = url
         try:
             self.engine: Engine = _create_engine(url)
-        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
             raise ConfigError(f"database URL {redact(url)!r} is not usable: {exc}") from exc
         # On SQLite, writers take the write lock when they begin, so concurrent writers
         # queue on the busy timeout instead of failing with 'database is locked' on upgrade.
@@ -69,7 +69,9 @@ class MetadataStore:
         try:
             with self._writer.begin() as connection:
                 yield connection
-        except OperationalError as exc:
+        except sa.exc.IntegrityError as exc:
+            raise StateError(f"conflicting change, not applied: {_first_line(exc)}") from exc
+        except SQLAlchemyError as exc:
             raise StorageError(f"metadata database error: {_first_line(exc)}") from exc
 
     @contextmanager
@@ -109,6 +111,25 @@ def record_event(
             details=details or {},
         )
     )
+
+
+def insert_if_absent(connection: Connection, table: sa.Table, **values: Any) -> None:
+    """Insert a row unless one with the same key exists; concurrent callers both succeed."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        connection.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        connection.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        with connection.begin_nested():
+            try:
+                connection.execute(table.insert().values(**values))
+            except sa.exc.IntegrityError:
+                pass
 
 
 def list_events(
