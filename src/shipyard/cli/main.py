@@ -10,6 +10,7 @@ from rich.table import Table
 from shipyard._version import __version__
 from shipyard.cli.console import RichNarrator, console
 from shipyard.cli.generate import generate_command
+from shipyard.cli.lineage import datasets_command, lineage_command
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.storage.metadata import redact
@@ -22,6 +23,12 @@ app = typer.Typer(
 )
 app.command("generate", help="Generate fraud-scenario card events (JSON lines or Parquet).")(
     generate_command
+)
+app.command("lineage", help="Show what a dataset or model version was made from, and used by.")(
+    lineage_command
+)
+app.command("datasets", help="List recorded datasets with their lineage parents.")(
+    datasets_command
 )
 
 

@@ -148,8 +148,22 @@ def get_dataset(meta: MetadataStore, dataset_id: str) -> DatasetInfo:
     with meta.reading() as connection:
         row = connection.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
     if row is None:
-        raise NotFoundError(f"no dataset {dataset_id!r} in the catalog")
-    m = row._mapping
+        raise NotFoundError(
+            f"no dataset {dataset_id!r} in the catalog; `shipyard datasets` lists them"
+        )
+    return _dataset(row._mapping)
+
+
+def list_datasets(meta: MetadataStore, *, limit: int | None = None) -> list[DatasetInfo]:
+    """Datasets, newest first."""
+    query = sa.select(datasets).order_by(datasets.c.created_at.desc(), datasets.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    with meta.reading() as connection:
+        return [_dataset(row._mapping) for row in connection.execute(query)]
+
+
+def _dataset(m: Any) -> DatasetInfo:
     return DatasetInfo(
         m["id"],
         m["name"],
