@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from shipyard.ingest.api import create_ingest_routes
 from shipyard.ingest.drain import (
     FRAUD_EVENT_SCHEMA,
     DrainResult,
     drain_to_landing,
     read_landing,
 )
+from shipyard.ingest.hub import StreamHub, StreamSettings
 from shipyard.ingest.publish import PublishResult, publish_events
 from shipyard.ingest.stream import (
     EmbeddedStream,
@@ -19,6 +21,9 @@ from shipyard.ingest.stream import (
 )
 
 __all__ = [
+    "StreamHub",
+    "StreamSettings",
+    "create_ingest_routes",
     "FRAUD_EVENT_SCHEMA",
     "DrainResult",
     "EmbeddedStream",

@@ -87,9 +87,7 @@ class _Graph:
     def downstream(self, node_id: str, seen: set[str]) -> LineageNode:
         node = LineageNode(node_id, self._known_label(node_id))
         if node_id not in seen:
-            node.children = [
-                self.downstream(c, seen | {node_id}) for c in self.children(node_id)
-            ]
+            node.children = [self.downstream(c, seen | {node_id}) for c in self.children(node_id)]
         return node
 
     def _known_label(self, node_id: str) -> str:

@@ -12,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from shipyard.core.errors import ConfigError, StorageError
+from shipyard.ingest import create_ingest_routes
 from shipyard.pipeline.workspace import Workspace
 from shipyard.serve import create_routes
 
@@ -28,8 +29,10 @@ def build_app(workspace: Workspace, *, alarm_period_s: int = 1) -> Starlette:
             yield
         finally:
             workspace.alarms.stop()
+            workspace.streams.close()
 
-    return Starlette(routes=create_routes(workspace.endpoints), lifespan=lifespan)
+    routes = [*create_routes(workspace.endpoints), *create_ingest_routes(workspace.streams)]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

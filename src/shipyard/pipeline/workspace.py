@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from shipyard.core.config import Settings
 from shipyard.core.types import ModelRef
+from shipyard.ingest import StreamHub
 from shipyard.monitor import (
     ALARM,
     AlarmManager,
@@ -52,6 +53,7 @@ class Workspace:
     endpoints: EndpointService
     alarms: AlarmManager
     rollbacks: RollbackController
+    streams: StreamHub
     rollback_log: list[RollbackOutcome] = field(default_factory=list)
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,7 +67,10 @@ class Workspace:
         endpoints = EndpointService(meta, store, registry, metrics)
         rollbacks = RollbackController(registry, endpoints)
         alarms = AlarmManager(metrics, meta)
-        workspace = cls(settings, meta, store, registry, metrics, endpoints, alarms, rollbacks)
+        streams = StreamHub(settings.stream_path)
+        workspace = cls(
+            settings, meta, store, registry, metrics, endpoints, alarms, rollbacks, streams
+        )
         alarms.on_transition = workspace._act_on_alarm
         return workspace
 
@@ -78,6 +83,7 @@ class Workspace:
 
     def close(self) -> None:
         self.alarms.stop()
+        self.streams.close()
         self.meta.dispose()
 
     def _suspect(self, spec: AlarmSpec, transition: Transition) -> ModelRef:

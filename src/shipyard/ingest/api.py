@@ -1,0 +1,160 @@
+"""HTTP ingest: Kinesis-shaped PutRecords and stream management on `shipyard server`.
+
+Errors use Kinesis's JSON shape (``__type`` and ``message``): ResourceNotFoundException for an
+unknown stream, ResourceInUseException for a name taken, ValidationException for a batch
+over the limits, SerializationException for a body that is not JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
+from shipyard.ingest.hub import StreamDescription, StreamHub, StreamSettings
+from shipyard.ingest.records import MAX_REQUEST_BYTES, Entry, parse_batch
+
+
+def kinesis_error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"__type": code, "message": message}, status_code=status)
+
+
+def create_ingest_routes(hub: StreamHub) -> list[Route]:
+    """POST /streams/{stream}/records, POST /api/v1/streams, GET /api/v1/streams[/{stream}]."""
+
+    async def put_records(request: Request) -> Response:
+        name = request.path_params["stream"]
+        try:
+            stream = hub.get(name)
+        except NotFoundError as exc:
+            return kinesis_error(400, "ResourceNotFoundException", str(exc))
+        body = await _bounded_body(request)
+        if body is None:
+            return kinesis_error(
+                413, "ValidationException", f"a batch may hold at most {MAX_REQUEST_BYTES:,} bytes"
+            )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            entries = parse_batch(body, content_type, hub.settings(name).partition_key_field)
+        except InvalidRequestError as exc:
+            code = (
+                "SerializationException" if "not valid JSON" in str(exc) else "ValidationException"
+            )
+            status = 415 if "content type" in str(exc) else 400
+            return kinesis_error(status, code, str(exc))
+        good = [(e.partition_key, e.data) for e in entries if e.ok]
+        # fsync happens in put_records: keep it off the event loop.
+        results = iter(await run_in_threadpool(stream.put_records, good) if good else [])
+        shaped: list[dict[str, Any]] = []
+        for entry in entries:
+            shaped.append(_result(entry, next(results) if entry.ok else None))
+        failed = sum(1 for entry in entries if not entry.ok)
+        return JSONResponse({"FailedRecordCount": failed, "Records": shaped})
+
+    async def create_stream(request: Request) -> Response:
+        try:
+            spec = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return kinesis_error(
+                400, "SerializationException", f"the body is not valid JSON: {exc}"
+            )
+        if not isinstance(spec, dict):
+            return kinesis_error(400, "ValidationException", "the body must be a JSON object")
+        parsed = _stream_spec(spec)
+        if isinstance(parsed, str):
+            return kinesis_error(400, "ValidationException", parsed)
+        name, shards, settings = parsed
+        try:
+            created = hub.create(name, shards, settings)
+        except StateError as exc:
+            return kinesis_error(400, "ResourceInUseException", str(exc))
+        except InvalidRequestError as exc:
+            return kinesis_error(400, "ValidationException", str(exc))
+        return JSONResponse(_describe(created), status_code=201)
+
+    async def describe_stream(request: Request) -> Response:
+        try:
+            return JSONResponse(_describe(hub.describe(request.path_params["stream"])))
+        except NotFoundError as exc:
+            return kinesis_error(400, "ResourceNotFoundException", str(exc))
+
+    async def list_streams(request: Request) -> Response:
+        return JSONResponse({"StreamNames": hub.names()})
+
+    return [
+        Route("/streams/{stream}/records", put_records, methods=["POST"]),
+        Route("/api/v1/streams", create_stream, methods=["POST"]),
+        Route("/api/v1/streams", list_streams, methods=["GET"]),
+        Route("/api/v1/streams/{stream}", describe_stream, methods=["GET"]),
+    ]
+
+
+def _stream_spec(spec: dict[str, Any]) -> tuple[str, int, StreamSettings] | str:
+    """The stream to create (Kinesis names or plain ones), or what is wrong with the request."""
+    name = spec.get("StreamName", spec.get("name"))
+    shards = spec.get("ShardCount", spec.get("shards", 2))
+    retention = spec.get("RetentionPeriodHours", spec.get("retention_hours", 24))
+    key_field = spec.get("PartitionKeyField", spec.get("partition_key_field", "card_id"))
+    problems = []
+    if not isinstance(name, str):
+        problems.append("StreamName must be a string")
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 1024:
+        problems.append("ShardCount must be an integer from 1 to 1024")
+    if not isinstance(retention, int | float) or isinstance(retention, bool) or retention <= 0:
+        problems.append("RetentionPeriodHours must be a positive number")
+    if not isinstance(key_field, str) or not key_field:
+        problems.append("PartitionKeyField must be a field name")
+    if problems:
+        return "; ".join(problems)
+    return str(name), int(shards), StreamSettings(str(key_field), float(retention))
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The body, or None once it grows past the batch limit (without buffering the rest)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _result(entry: Entry, put: Any) -> dict[str, Any]:
+    if put is None:
+        return {"ErrorCode": entry.error_code, "ErrorMessage": entry.error_message}
+    return {"SequenceNumber": f"{put.sequence:021d}", "ShardId": _shard_id(put.shard)}
+
+
+def _shard_id(shard: int) -> str:
+    return f"shardId-{shard:012d}"
+
+
+def _describe(description: StreamDescription) -> dict[str, Any]:
+    status = description.status
+    return {
+        "StreamDescription": {
+            "StreamName": status.name,
+            "StreamStatus": "ACTIVE",
+            "RetentionPeriodHours": description.settings.retention_hours,
+            "PartitionKeyField": description.settings.partition_key_field,
+            "Shards": [
+                {
+                    "ShardId": _shard_id(shard.shard),
+                    "SequenceNumberRange": {"EndingSequenceNumber": f"{shard.end_sequence:021d}"},
+                    "Bytes": shard.bytes,
+                }
+                for shard in status.shards
+            ],
+            "ConsumerGroups": {group: list(offsets) for group, offsets in status.groups.items()},
+        }
+    }
