@@ -5,6 +5,8 @@ import shipyard.ingest
 
 def test_public_names_are_pinned() -> None:
     assert sorted(shipyard.ingest.__all__) == [
+        "Client",
+        "DeliveryReport",
         "DrainResult",
         "EmbeddedStream",
         "FRAUD_EVENT_SCHEMA",
@@ -15,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "StreamHub",
         "StreamSettings",
         "StreamStatus",
+        "Undelivered",
         "create_ingest_routes",
         "drain_to_landing",
         "open_stream",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shipyard.ingest.api import create_ingest_routes
+from shipyard.ingest.client import Client, DeliveryReport, Undelivered
 from shipyard.ingest.drain import (
     FRAUD_EVENT_SCHEMA,
     DrainResult,
@@ -21,6 +22,9 @@ from shipyard.ingest.stream import (
 )
 
 __all__ = [
+    "Client",
+    "DeliveryReport",
+    "Undelivered",
     "StreamHub",
     "StreamSettings",
     "create_ingest_routes",

@@ -1,0 +1,182 @@
+"""`shipyard.ingest.Client`: send events to a Shipyard stream over HTTP, retrying what failed.
+
+Records are batched within PutRecords' limits. A batch answered with per-record errors is
+retried with only its failed records, with exponential backoff and jitter; records refused
+for a reason that retrying cannot fix are reported, not retried. Delivery is at least once: a
+batch whose answer is lost in transit is sent again, so consumers dedupe on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from shipyard.core.errors import InvalidRequestError, NotFoundError
+from shipyard.ingest.records import MAX_RECORDS, MAX_REQUEST_BYTES
+
+# Per-record codes that a later attempt can succeed with.
+RETRYABLE_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "InternalFailure", "ServiceUnavailable"}
+)
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """An event that could not be delivered, with the last reason given."""
+
+    index: int
+    error_code: str
+    message: str
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    delivered: int = 0
+    attempts: int = 0
+    undelivered: list[Undelivered] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.undelivered
+
+
+class Client:
+    """A PutRecords client for one Shipyard server."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        *,
+        max_attempts: int = 6,
+        backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+
+    def put(
+        self,
+        stream: str,
+        events: Iterable[dict[str, Any]],
+        *,
+        partition_key: str | Callable[[dict[str, Any]], str] = "card_id",
+        progress: Callable[[int], None] | None = None,
+    ) -> DeliveryReport:
+        """Send every event; returns what was delivered and what could not be."""
+        key_of = partition_key if callable(partition_key) else _field(partition_key)
+        report = DeliveryReport()
+        batch: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+        for index, event in enumerate(events):
+            entry = {"Data": event, "PartitionKey": str(key_of(event))}
+            entry_size = len(orjson.dumps(entry)) + 1
+            if batch and (len(batch) == MAX_RECORDS or size + entry_size > _BATCH_BYTES):
+                self._send(stream, batch, report, progress)
+                batch, size = [], 0
+            batch.append((index, entry))
+            size += entry_size
+            report.sent += 1
+        if batch:
+            self._send(stream, batch, report, progress)
+        return report
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(
+        self,
+        stream: str,
+        batch: list[tuple[int, dict[str, Any]]],
+        report: DeliveryReport,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        pending = batch
+        last_error: dict[int, tuple[str, str]] = {}
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._sleep(self._delay(attempt))
+            report.attempts += 1
+            results = self._post(stream, [entry for _, entry in pending])
+            if results is None:  # the whole request failed in a retryable way
+                last_error = {i: ("RequestFailed", "no answer from the server") for i, _ in pending}
+                continue
+            retry = []
+            for (index, entry), result in zip(pending, results, strict=True):
+                code = result.get("ErrorCode")
+                if code is None:
+                    report.delivered += 1
+                    if progress is not None:
+                        progress(1)
+                elif code in RETRYABLE_CODES:
+                    retry.append((index, entry))
+                    last_error[index] = (code, result.get("ErrorMessage", ""))
+                else:
+                    report.undelivered.append(
+                        Undelivered(index, code, result.get("ErrorMessage", ""))
+                    )
+            pending = retry
+            if not pending:
+                return
+        for index, _ in pending:
+            code, message = last_error.get(index, ("RequestFailed", "retries exhausted"))
+            report.undelivered.append(
+                Undelivered(index, code, f"{message} (after {self.max_attempts} attempts)")
+            )
+
+    def _post(self, stream: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        try:
+            response = self._http.post(
+                f"{self.url}/streams/{stream}/records",
+                content=orjson.dumps({"Records": entries}),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.TransportError:
+            return None
+        if response.status_code in RETRYABLE_STATUS:
+            return None
+        body = response.json()
+        if response.status_code != 200:
+            message = body.get("message", response.text)
+            if body.get("__type") == "ResourceNotFoundException":
+                raise NotFoundError(message)
+            raise InvalidRequestError(f"stream {stream!r} refused the batch: {message}")
+        results: list[dict[str, Any]] = body["Records"]
+        return results
+
+    def _delay(self, attempt: int) -> float:
+        # Full jitter: spreads the retries of many clients after one shared hiccup.
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return random.uniform(0, ceiling)
+
+
+# Leave headroom under the server's 5 MB limit for the JSON envelope.
+_BATCH_BYTES = int(MAX_REQUEST_BYTES * 0.9)
+
+
+def _field(name: str) -> Callable[[dict[str, Any]], str]:
+    def key(event: dict[str, Any]) -> str:
+        value = event.get(name) or event.get("event_id") or ""
+        return str(value)
+
+    return key
