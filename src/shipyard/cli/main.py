@@ -11,6 +11,7 @@ from shipyard._version import __version__
 from shipyard.cli.console import RichNarrator, console
 from shipyard.cli.generate import generate_command
 from shipyard.cli.lineage import datasets_command, lineage_command
+from shipyard.cli.streams import ingest_app, streams_app
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.storage.metadata import redact
@@ -27,9 +28,9 @@ app.command("generate", help="Generate fraud-scenario card events (JSON lines or
 app.command("lineage", help="Show what a dataset or model version was made from, and used by.")(
     lineage_command
 )
-app.command("datasets", help="List recorded datasets with their lineage parents.")(
-    datasets_command
-)
+app.command("datasets", help="List recorded datasets with their lineage parents.")(datasets_command)
+app.add_typer(streams_app, name="streams", help="Create and describe streams on a server.")
+app.add_typer(ingest_app, name="ingest", help="Send events, drain to the landing zone, status.")
 
 
 def _settings(**overrides: object) -> Settings:
