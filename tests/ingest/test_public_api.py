@@ -7,7 +7,9 @@ def test_public_names_are_pinned() -> None:
     assert sorted(shipyard.ingest.__all__) == [
         "Client",
         "DeliveryReport",
+        "DrainPolicy",
         "DrainResult",
+        "DrainWorker",
         "EmbeddedStream",
         "FRAUD_EVENT_SCHEMA",
         "PublishResult",

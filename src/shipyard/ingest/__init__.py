@@ -20,9 +20,12 @@ from shipyard.ingest.stream import (
     StreamStatus,
     open_stream,
 )
+from shipyard.ingest.worker import DrainPolicy, DrainWorker
 
 __all__ = [
     "Client",
+    "DrainPolicy",
+    "DrainWorker",
     "DeliveryReport",
     "Undelivered",
     "StreamHub",

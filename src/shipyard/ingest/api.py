@@ -18,14 +18,19 @@ from starlette.routing import Route
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.ingest.hub import StreamDescription, StreamHub, StreamSettings
 from shipyard.ingest.records import MAX_REQUEST_BYTES, Entry, parse_batch
+from shipyard.ingest.worker import lag
 
 
 def kinesis_error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"__type": code, "message": message}, status_code=status)
 
 
-def create_ingest_routes(hub: StreamHub) -> list[Route]:
-    """POST /streams/{stream}/records, POST /api/v1/streams, GET /api/v1/streams[/{stream}]."""
+def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) -> list[Route]:
+    """POST /streams/{stream}/records, POST /api/v1/streams, GET /api/v1/streams[/{stream}].
+
+    With ``max_lag_records``, a stream whose landing drain is further behind than that is
+    refused with 503 and Retry-After instead of growing without bound (backpressure).
+    """
 
     async def put_records(request: Request) -> Response:
         name = request.path_params["stream"]
@@ -33,6 +38,16 @@ def create_ingest_routes(hub: StreamHub) -> list[Route]:
             stream = hub.get(name)
         except NotFoundError as exc:
             return kinesis_error(400, "ResourceNotFoundException", str(exc))
+        if max_lag_records is not None and lag(hub, name) > max_lag_records:
+            return JSONResponse(
+                {
+                    "__type": "ServiceUnavailable",
+                    "message": f"stream {name!r} is more than {max_lag_records:,} records "
+                    "ahead of its landing drain; retry shortly",
+                },
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         body = await _bounded_body(request)
         if body is None:
             return kinesis_error(

@@ -12,26 +12,40 @@ import uvicorn
 from starlette.applications import Starlette
 
 from shipyard.core.errors import ConfigError, StorageError
-from shipyard.ingest import create_ingest_routes
+from shipyard.ingest import DrainPolicy, DrainWorker, create_ingest_routes
 from shipyard.pipeline.workspace import Workspace
 from shipyard.serve import create_routes
 
 
-def build_app(workspace: Workspace, *, alarm_period_s: int = 1) -> Starlette:
-    """The Starlette app; on start-up it loads every InService endpoint and arms its alarms."""
+def build_app(
+    workspace: Workspace, *, alarm_period_s: int = 1, drain: DrainPolicy | None = None
+) -> Starlette:
+    """The Starlette app; on start-up it loads every InService endpoint and arms its alarms.
+
+    With a ``drain`` policy it also lands every stream's records in the background and pushes
+    back on ingest when a stream's drain falls too far behind.
+    """
+    worker = None if drain is None else DrainWorker(workspace.streams, workspace.store, drain)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         workspace.endpoints.load_in_service()
         workspace.guard_endpoints(period_s=alarm_period_s)
         workspace.alarms.start()
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             workspace.alarms.stop()
             workspace.streams.close()
 
-    routes = [*create_routes(workspace.endpoints), *create_ingest_routes(workspace.streams)]
+    ingest_routes = create_ingest_routes(
+        workspace.streams, max_lag_records=None if drain is None else drain.max_lag_records
+    )
+    routes = [*create_routes(workspace.endpoints), *ingest_routes]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -51,7 +65,8 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
     """Serve on ``sock`` (from :func:`listen_socket`) until interrupted (``shipyard server``)."""
-    config = uvicorn.Config(build_app(workspace), log_level="warning", access_log=False)
+    app = build_app(workspace, drain=DrainPolicy())
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -61,13 +76,19 @@ def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
 class BackgroundServer:
     """Runs the server in a thread on a free loopback port (the demo and the tests use it)."""
 
-    def __init__(self, workspace: Workspace, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        drain: DrainPolicy | None = None,
+    ) -> None:
         self.host = host
         self._socket = listen_socket(host, port)
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            build_app(workspace), log_level="warning", access_log=False, lifespan="on"
-        )
+        app = build_app(workspace, drain=drain)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

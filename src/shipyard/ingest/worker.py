@@ -1,0 +1,84 @@
+"""The server's drain worker: lands every stream's new records, flushing by size or age."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from shipyard.ingest.drain import LANDING_GROUP, drain_to_landing
+from shipyard.ingest.hub import StreamHub
+from shipyard.storage import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    """When to flush: enough records waiting, or the oldest wait long enough."""
+
+    flush_records: int = 50_000
+    flush_age_s: float = 5.0
+    tick_s: float = 0.5
+    max_lag_records: int = 2_000_000  # beyond this, the ingest API pushes back
+
+
+def lag(hub: StreamHub, name: str, group: str = LANDING_GROUP) -> int:
+    """Records of ``name`` that ``group`` has not consumed yet."""
+    stream = hub.get(name)
+    return sum(
+        stream.end_sequence(shard) - stream.committed(group, shard)
+        for shard in range(stream.shard_count)
+    )
+
+
+class DrainWorker:
+    """One background thread draining every stream of a hub into the landing zone."""
+
+    def __init__(self, hub: StreamHub, store: ObjectStore, policy: DrainPolicy) -> None:
+        self.hub = hub
+        self.store = store
+        self.policy = policy
+        self._waiting_since: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.landed_records = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="shipyard-drain", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def run_once(self, *, force: bool = False) -> int:
+        """Drain the streams that are due (all with ``force``); returns records landed."""
+        landed = 0
+        now = time.monotonic()
+        for name in self.hub.names():
+            pending = lag(self.hub, name)
+            if pending == 0:
+                self._waiting_since.pop(name, None)
+                continue
+            since = self._waiting_since.setdefault(name, now)
+            due = pending >= self.policy.flush_records or now - since >= self.policy.flush_age_s
+            if force or due:
+                result = drain_to_landing(self.hub.get(name), self.store)
+                landed += result.records
+                self._waiting_since.pop(name, None)
+        self.landed_records += landed
+        return landed
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.policy.tick_s):
+            try:
+                self.run_once()
+            except Exception:  # keep draining the other streams next tick
+                logger.exception("drain pass failed; retrying")
+        try:
+            self.run_once(force=True)  # land what is left before the server stops
+        except Exception:
+            logger.exception("final drain pass failed; the records stay in the stream")
