@@ -5,12 +5,21 @@ import shipyard.validate
 
 def test_public_names_are_pinned() -> None:
     assert sorted(shipyard.validate.__all__) == [
+        "Baseline",
         "ColumnSpec",
         "Contract",
+        "DatasetCheck",
+        "Freshness",
         "ValidationOutcome",
+        "build_report",
+        "constraint_violations",
+        "contract_from_baseline",
+        "infer_baseline",
         "load_contract",
         "packaged_contract",
+        "render_html",
         "validate_frame",
+        "write_baseline",
     ]
     for name in shipyard.validate.__all__:
         assert getattr(shipyard.validate, name).__module__.startswith("shipyard.validate.")

@@ -12,6 +12,7 @@ from shipyard.cli.console import RichNarrator, console
 from shipyard.cli.generate import generate_command
 from shipyard.cli.lineage import datasets_command, lineage_command
 from shipyard.cli.streams import ingest_app, streams_app
+from shipyard.cli.validate import validate_app
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.storage.metadata import redact
@@ -29,6 +30,7 @@ app.command("lineage", help="Show what a dataset or model version was made from,
     lineage_command
 )
 app.command("datasets", help="List recorded datasets with their lineage parents.")(datasets_command)
+app.add_typer(validate_app, name="validate", help="Validate datasets against data contracts.")
 app.add_typer(streams_app, name="streams", help="Create and describe streams on a server.")
 app.add_typer(ingest_app, name="ingest", help="Send events, drain to the landing zone, status.")
 

@@ -4,11 +4,13 @@ Example::
 
     contract = load_contract("contracts/fraud.yaml")
     contract.column("amount").min  # 0.0
+    contract.freshness  # Freshness(column='event_time', max_age_hours=24.0) or None
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -59,6 +61,8 @@ class ColumnSpec(_ContractModel):
     allowed: tuple[str, ...] | None = None
     timestamp_format: str | None = None
     sensitive: bool = False
+    unique: bool = False
+    pattern: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -111,6 +115,39 @@ class ColumnSpec(_ContractModel):
             raise _invalid(f"timestamp_format {fmt!r} has no strftime directive such as %Y")
         return fmt
 
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        column_type = info.data.get("type")
+        if pattern is None or column_type is None:
+            return pattern
+        if column_type != "string":
+            raise _invalid(f"pattern applies to string columns, not {column_type}")
+        try:
+            re.compile(anchored_pattern(pattern))
+        except re.error as exc:
+            raise _invalid(f"pattern {pattern!r} is not a valid regex: {exc}") from None
+        return pattern
+
+
+def anchored_pattern(pattern: str) -> str:
+    """``pattern`` made to match a whole value, as every engine compiles it."""
+    return f"^(?:{pattern})$"
+
+
+class Freshness(_ContractModel):
+    """The batch is stale when its newest ``column`` value is older than ``max_age_hours``."""
+
+    column: str
+    max_age_hours: float
+
+    @field_validator("max_age_hours")
+    @classmethod
+    def _check_age(cls, hours: float) -> float:
+        if not hours > 0:
+            raise _invalid(f"max_age_hours must be a positive number, got {hours}")
+        return hours
+
 
 class Contract(_ContractModel):
     """A named, versioned set of column specs plus the batch-level pass/fail thresholds."""
@@ -120,6 +157,8 @@ class Contract(_ContractModel):
     columns: tuple[ColumnSpec, ...]
     max_bad_row_share: float = 1.0
     min_rows: int = 0
+    max_rows: int | None = None
+    freshness: Freshness | None = None
 
     @field_validator("name", "version")
     @classmethod
@@ -156,6 +195,32 @@ class Contract(_ContractModel):
         if min_rows < 0:
             raise _invalid(f"min_rows must be >= 0, got {min_rows}")
         return min_rows
+
+    @field_validator("max_rows")
+    @classmethod
+    def _check_max_rows(cls, max_rows: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_rows")
+        if max_rows is not None and low is not None and max_rows < max(low, 1):
+            raise _invalid(f"max_rows must be >= 1 and >= min_rows ({low}), got {max_rows}")
+        return max_rows
+
+    @field_validator("freshness")
+    @classmethod
+    def _check_freshness(
+        cls, freshness: Freshness | None, info: ValidationInfo
+    ) -> Freshness | None:
+        columns = info.data.get("columns")
+        if freshness is None or columns is None:
+            return freshness
+        types = {column.name: column.type for column in columns}
+        if freshness.column not in types:
+            raise _invalid(f"column {freshness.column!r} is not declared in the contract")
+        if types[freshness.column] != "timestamp":
+            raise _invalid(
+                f"column {freshness.column!r} is {types[freshness.column]}; "
+                "freshness needs a timestamp column"
+            )
+        return freshness
 
     @property
     def column_names(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -13,13 +14,27 @@ from shipyard.validate.contract import Contract
 REASON_CODES = "reason_codes"
 
 
+@dataclass(frozen=True)
+class DatasetCheck:
+    """A batch-level check: what was observed, what the contract expects, and the verdict."""
+
+    passed: bool
+    observed: float | None
+    expected: str
+
+
 @dataclass(frozen=True, eq=False)
 class ValidationOutcome:
     """Valid rows typed per contract, quarantined raw rows with reason codes, and the verdict.
 
     ``check_counts`` maps every compiled check code (``"amount:min"``) to its failing rows, zeros
-    included. ``passed`` is False when too many rows were bad or too few rows came in;
-    ``reasons_failed`` says which.
+    included. ``dataset_checks`` holds the batch-level checks (``bad_row_share``, ``row_count``
+    and, when the contract declares it, ``freshness``); ``passed`` is the AND of them and
+    ``reasons_failed`` explains each failure in a sentence.
+
+    Engines pass ``newest``, the latest parsed value of the contract's freshness column (None
+    when there is none), and ``checked_at``, the time freshness is judged at (default: now).
+    ``missing_columns`` are optional contract columns absent from the data.
     """
 
     contract: Contract
@@ -28,11 +43,15 @@ class ValidationOutcome:
     check_counts: dict[str, int]
     rows_in: int
     extra_columns: tuple[str, ...] = ()
+    missing_columns: tuple[str, ...] = ()
+    newest: datetime | None = None
+    checked_at: datetime | None = None
     rows_valid: int = field(init=False)
     rows_quarantined: int = field(init=False)
     bad_row_share: float = field(init=False)
     passed: bool = field(init=False)
     reasons_failed: list[str] = field(init=False)
+    dataset_checks: dict[str, DatasetCheck] = field(init=False)
 
     def __post_init__(self) -> None:
         rows_valid, rows_quarantined = self.valid.height, self.quarantine.height
@@ -43,13 +62,19 @@ class ValidationOutcome:
                 f"{rows_quarantined} quarantined != {self.rows_in} in"
             )
         share = rows_quarantined / self.rows_in if self.rows_in else 0.0
-        reasons = _reasons_failed(self.contract, self.rows_in, rows_quarantined, share)
+        checked_at = _as_utc(self.checked_at or datetime.now(UTC))
+        newest = None if self.newest is None else _as_utc(self.newest)
+        checks, reasons = _dataset_checks(
+            self.contract, self.rows_in, rows_quarantined, share, newest, checked_at
+        )
         # A frozen dataclass computes its derived fields through object.__setattr__.
+        object.__setattr__(self, "checked_at", checked_at)
         object.__setattr__(self, "rows_valid", rows_valid)
         object.__setattr__(self, "rows_quarantined", rows_quarantined)
         object.__setattr__(self, "bad_row_share", share)
-        object.__setattr__(self, "passed", not reasons)
+        object.__setattr__(self, "passed", all(check.passed for check in checks.values()))
         object.__setattr__(self, "reasons_failed", reasons)
+        object.__setattr__(self, "dataset_checks", checks)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts: rows, share, verdict, and failures keyed by column then check."""
@@ -72,13 +97,47 @@ class ValidationOutcome:
         }
 
 
-def _reasons_failed(contract: Contract, rows_in: int, rows_bad: int, share: float) -> list[str]:
-    reasons = []
-    if share > contract.max_bad_row_share:
+def _dataset_checks(
+    contract: Contract,
+    rows_in: int,
+    rows_bad: int,
+    share: float,
+    newest: datetime | None,
+    checked_at: datetime,
+) -> tuple[dict[str, DatasetCheck], list[str]]:
+    """Every batch-level check, and one sentence per failed one (in check order)."""
+    checks: dict[str, DatasetCheck] = {}
+    reasons: list[str] = []
+    limit = contract.max_bad_row_share
+    checks["bad_row_share"] = DatasetCheck(share <= limit, share, f"<= {limit:g}")
+    if share > limit:
         reasons.append(
             f"bad row share {share:.4f} ({rows_bad} of {rows_in} rows quarantined) "
-            f"exceeds max_bad_row_share {contract.max_bad_row_share}"
+            f"exceeds max_bad_row_share {limit}"
         )
-    if rows_in < contract.min_rows:
-        reasons.append(f"{rows_in} rows in, fewer than min_rows {contract.min_rows}")
-    return reasons
+    low, high = contract.min_rows, contract.max_rows
+    expected = f">= {low}" if high is None else f"between {low} and {high}"
+    is_too_few, is_too_many = rows_in < low, high is not None and rows_in > high
+    checks["row_count"] = DatasetCheck(not (is_too_few or is_too_many), rows_in, expected)
+    if is_too_few:
+        reasons.append(f"{rows_in} rows in, fewer than min_rows {low}")
+    if is_too_many:
+        reasons.append(f"{rows_in} rows in, more than max_rows {high}")
+    if contract.freshness is not None:
+        column, max_age = contract.freshness.column, contract.freshness.max_age_hours
+        age = None if newest is None else (checked_at - newest).total_seconds() / 3600
+        is_fresh = age is not None and age <= max_age
+        checks["freshness"] = DatasetCheck(is_fresh, age, f"<= {max_age:g} h")
+        if age is None:
+            reasons.append(f"no {column} value to judge freshness by (max_age_hours {max_age:g})")
+        elif not is_fresh:
+            reasons.append(
+                f"newest {column} {newest:%Y-%m-%dT%H:%M:%SZ} is {age:.1f} h old at "
+                f"{checked_at:%Y-%m-%dT%H:%M:%SZ}, older than max_age_hours {max_age:g}"
+            )
+    return checks, reasons
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive times are taken to be UTC, as the contract's timestamps are."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -7,12 +7,13 @@ Every check of every column is one boolean expression, and all of them run in on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import polars as pl
 
-from shipyard.core.errors import DataError
-from shipyard.validate.contract import ColumnSpec, Contract
+from shipyard.core.errors import ContractError, DataError
+from shipyard.validate.contract import ColumnSpec, Contract, anchored_pattern
 from shipyard.validate.outcome import REASON_CODES, ValidationOutcome
 
 # Helper columns live beside the data during the pass; the NUL prefix cannot clash with real names.
@@ -41,8 +42,14 @@ class _CompiledColumn:
     checks: tuple[tuple[str, pl.Expr], ...]
 
 
-def validate_frame(contract: Contract, frame: pl.DataFrame | pl.LazyFrame) -> ValidationOutcome:
-    """Split ``frame`` into contract-typed valid rows and raw quarantined rows with reasons."""
+def validate_frame(
+    contract: Contract, frame: pl.DataFrame | pl.LazyFrame, *, now: datetime | None = None
+) -> ValidationOutcome:
+    """Split ``frame`` into contract-typed valid rows and raw quarantined rows with reasons.
+
+    ``now`` is when the contract's freshness is judged (default: the current UTC time).
+    """
+    checked_at = now or datetime.now(UTC)
     lazy = frame.lazy()
     schema = lazy.collect_schema()
     _require_columns(contract, schema)
@@ -59,7 +66,8 @@ def validate_frame(contract: Contract, frame: pl.DataFrame | pl.LazyFrame) -> Va
         .with_columns(pl.any_horizontal(list(checks)).alias(_IS_BAD))
         .collect()
     )
-    failures = checked.select([pl.col(name).sum() for name in checks]).row(0)
+    newest = _newest(contract, compiled)
+    *failures, latest = checked.select(*(pl.col(name).sum() for name in checks), newest).row(0)
     return ValidationOutcome(
         contract=contract,
         valid=_valid_rows(checked, compiled, schema),
@@ -67,7 +75,18 @@ def validate_frame(contract: Contract, frame: pl.DataFrame | pl.LazyFrame) -> Va
         check_counts={code: int(n) for (code, _), n in zip(checks.values(), failures, strict=True)},
         rows_in=checked.height,
         extra_columns=_extra_columns(contract, schema),
+        missing_columns=tuple(name for name in contract.column_names if name not in schema),
+        newest=latest,
+        checked_at=checked_at,
     )
+
+
+def _newest(contract: Contract, compiled: list[_CompiledColumn]) -> pl.Expr:
+    """The latest parsed value of the freshness column, over every row (null if none)."""
+    if contract.freshness is None:
+        return pl.lit(None, dtype=_TARGET_DTYPES["timestamp"]).alias("newest")
+    typed = next(c.typed_name for c in compiled if c.spec.name == contract.freshness.column)
+    return pl.col(typed).max().alias("newest")
 
 
 def _extra_columns(contract: Contract, schema: pl.Schema) -> tuple[str, ...]:
@@ -136,6 +155,11 @@ def _compile_column(
     if spec.allowed is not None:
         domain = pl.lit(pl.Series(values=spec.allowed, dtype=pl.String())).implode()
         failed["allowed"] = (~typed.is_in(domain)).fill_null(False)
+    if spec.unique:
+        # Exact (grouped on the value itself), and several times faster than is_duplicated().
+        failed["unique"] = typed.is_not_null() & (pl.len().over(typed) > 1)
+    if spec.pattern is not None:
+        failed["pattern"] = (~typed.str.contains(_checked_pattern(spec))).fill_null(False)
     checks = tuple((f"{spec.name}:{check}", failed[check]) for check in _check_names(spec))
     return _CompiledColumn(spec, typed_name, _typed_value(spec, dtype), checks)
 
@@ -148,8 +172,25 @@ def _check_names(spec: ColumnSpec) -> list[str]:
         "min": spec.min is not None,
         "max": spec.max is not None,
         "allowed": spec.allowed is not None,
+        "unique": spec.unique,
+        "pattern": spec.pattern is not None,
     }
     return [check for check, is_declared in declared.items() if is_declared]
+
+
+def _checked_pattern(spec: ColumnSpec) -> str:
+    """The anchored regex, refused early if Polars' regex engine cannot compile it."""
+    regex = anchored_pattern(spec.pattern or "")
+    try:
+        pl.Series([""], dtype=pl.String()).str.contains(regex)
+    except pl.exceptions.ComputeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        problem = next((line for line in lines if line.startswith("error:")), "invalid regex")
+        raise ContractError(
+            f"column {spec.name!r}: pattern {spec.pattern!r} is not supported by the Polars "
+            f"regex engine: {problem}"
+        ) from None
+    return regex
 
 
 def _typed_value(spec: ColumnSpec, dtype: pl.DataType) -> pl.Expr:

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from shipyard.core.config import Settings
+from shipyard.core.errors import ConfigError, DataError, StorageError
+from shipyard.pipeline import Workspace
+from shipyard.pipeline import validation as validation_module
+from shipyard.pipeline.validation import run_validation
+from shipyard.storage import get_dataset
+from shipyard.storage.schema import datasets, runs
+from shipyard.validate import ColumnSpec, Contract
+
+CONTRACT = Contract(
+    name="pay",
+    version="2",
+    columns=(
+        ColumnSpec(name="id", type="string", required=True, unique=True),
+        ColumnSpec(name="amount", type="float", min=0),
+        ColumnSpec(name="note", type="string"),
+    ),
+    max_bad_row_share=0.5,
+)
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Iterator[Workspace]:
+    ws = Workspace.open(settings)
+    yield ws
+    ws.close()
+
+
+def parquet(tmp_path: Path, frame: pl.DataFrame, name: str = "in.parquet") -> Path:
+    path = tmp_path / name
+    frame.write_parquet(path)
+    return path
+
+
+def good_frame() -> pl.DataFrame:
+    return pl.DataFrame({"id": ["a", "b", "c", "d"], "amount": [1.0, -1.0, 2.0, 3.0]})
+
+
+def stored_keys(workspace: Workspace) -> list[str]:
+    zones = ("curated", "quarantine", "reports")
+    return [key for zone in zones for key in workspace.store.list_keys(zone)]
+
+
+def test_a_run_writes_split_reports_and_lineage(workspace: Workspace, tmp_path: Path) -> None:
+    data = parquet(tmp_path, good_frame())
+    local_json, local_html = tmp_path / "out" / "r.json", tmp_path / "out" / "r.html"
+
+    run = run_validation(workspace, CONTRACT, data, report_json=local_json, report_html=local_html)
+
+    assert run.passed
+    prefix = f"reports/validation/{run.run_id}"
+    assert sorted(stored_keys(workspace)) == sorted(
+        [
+            f"curated/pay/{run.run_id}.parquet",
+            f"quarantine/pay/{run.run_id}.parquet",
+            f"{prefix}/constraint_violations.json",
+            f"{prefix}/report.html",
+            f"{prefix}/report.json",
+        ]
+    )
+    curated = pl.read_parquet(workspace.store.path(f"curated/pay/{run.run_id}.parquet"))
+    assert curated["id"].to_list() == ["a", "c", "d"]
+    report = json.loads(workspace.store.get_bytes(f"{prefix}/report.json"))
+    assert report == json.loads(local_json.read_text())
+    assert report["rows_quarantined"] == 1 and report["engine"] == "polars"
+    assert local_html.read_text().startswith("<!DOCTYPE html>")
+    violations = json.loads(workspace.store.get_bytes(f"{prefix}/constraint_violations.json"))
+    assert [v["feature_name"] for v in violations["violations"]] == ["amount", "note"]
+
+    source = get_dataset(workspace.meta, run.input_dataset_id)
+    assert (source.zone, source.rows, source.uri) == ("external", 4, data.resolve().as_uri())
+    assert run.curated_dataset_id is not None
+    for dataset_id in (run.curated_dataset_id, run.quarantine_dataset_id):
+        info = get_dataset(workspace.meta, dataset_id)
+        assert info.parents == [run.input_dataset_id] and info.run_id == run.run_id
+    with workspace.meta.reading() as connection:
+        details = connection.execute(
+            sa.select(datasets.c.details).where(datasets.c.id == run.curated_dataset_id)
+        ).scalar_one()
+        status = connection.execute(
+            sa.select(runs.c.status).where(runs.c.id == run.run_id)
+        ).scalar_one()
+    assert details["contract"] == "pay@2" and details["run"] == run.run_id
+    assert details["code_version"]
+    assert status == "Completed"
+
+
+def test_the_same_input_is_recorded_once(workspace: Workspace, tmp_path: Path) -> None:
+    data = parquet(tmp_path, good_frame())
+
+    first = run_validation(workspace, CONTRACT, data)
+    second = run_validation(workspace, CONTRACT, data)
+
+    assert first.input_dataset_id == second.input_dataset_id
+
+
+def test_a_folder_of_parquet_and_json_lines_are_read(workspace: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    parquet(folder, good_frame().head(2), "a.parquet")
+    parquet(folder, good_frame().tail(2), "b.parquet")
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"id": "x", "amount": 1}\n{"id": "y", "amount": "oops"}\n')
+
+    from_folder = run_validation(workspace, CONTRACT, folder)
+    from_lines = run_validation(workspace, CONTRACT, lines)
+
+    assert from_folder.outcome.rows_in == 4
+    assert from_lines.outcome.rows_valid == 1
+    assert from_lines.outcome.quarantine["reason_codes"].to_list() == [["amount:type"]]
+
+
+def test_a_failing_batch_gets_quarantine_and_reports_but_no_curated(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    frame = pl.DataFrame({"id": ["a", "a", "b"], "amount": [1.0, 1.0, 1.0]})
+
+    run = run_validation(workspace, CONTRACT, parquet(tmp_path, frame))
+
+    assert not run.passed
+    assert run.curated_dataset_id is None
+    assert not any(key.startswith("curated/") for key in stored_keys(workspace))
+    assert f"quarantine/pay/{run.run_id}.parquet" in stored_keys(workspace)
+
+
+def test_a_failure_after_the_first_write_leaves_nothing_behind(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_json = tmp_path / "r.json"
+    real_put = workspace.store.put_bytes
+
+    def flaky_put(key: str, data: bytes) -> str:
+        if key.endswith("report.html"):
+            raise StorageError("disk full")
+        return real_put(key, data)
+
+    monkeypatch.setattr(workspace.store, "put_bytes", flaky_put)
+
+    with pytest.raises(StorageError, match="disk full"):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()), report_json=local_json)
+
+    assert stored_keys(workspace) == []
+    assert not local_json.exists()
+    with workspace.meta.reading() as connection:
+        assert connection.execute(sa.select(datasets.c.id)).all() == []
+        ((status, reason),) = connection.execute(sa.select(runs.c.status, runs.c.failure_reason))
+    assert status == "Failed" and "disk full" in reason
+
+
+def test_a_failure_recording_lineage_removes_the_objects(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_record = validation_module.record_dataset
+
+    def flaky_record(meta: object, **fields: object) -> object:
+        if fields["zone"] == "curated":
+            raise StorageError("database gone")
+        return real_record(meta, **fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validation_module, "record_dataset", flaky_record)
+
+    with pytest.raises(StorageError):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()))
+
+    assert stored_keys(workspace) == []
+    with workspace.meta.reading() as connection:
+        assert connection.execute(sa.select(datasets.c.id)).all() == []
+
+
+def test_truncated_parquet_is_a_data_error_naming_the_file(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    data = parquet(tmp_path, good_frame())
+    data.write_bytes(data.read_bytes()[:-40])
+
+    with pytest.raises(DataError, match=f"^{data}: not readable as Parquet"):
+        run_validation(workspace, CONTRACT, data)
+
+    assert stored_keys(workspace) == []
+
+
+def test_missing_and_extra_columns(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pl.DataFrame({"id": ["a"], "amount": [1.0], "surprise": [1]})
+
+    run = run_validation(workspace, CONTRACT, parquet(tmp_path, frame))
+
+    assert run.outcome.missing_columns == ("note",)
+    assert run.outcome.extra_columns == ("surprise",)
+    types = {v["constraint_check_type"] for v in run.report["violations"]}
+    assert types == {"missing_column_check", "extra_column_check"}
+    with pytest.raises(DataError, match="lacks required column\\(s\\) 'id'"):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, frame.drop("id"), "b.parquet"))
+
+
+def test_empty_data_is_validated(workspace: Workspace, tmp_path: Path) -> None:
+    empty = pl.DataFrame(schema={"id": pl.String, "amount": pl.Float64})
+
+    run = run_validation(workspace, CONTRACT, parquet(tmp_path, empty))
+
+    assert run.passed and run.outcome.rows_in == 0
+    assert get_dataset(workspace.meta, run.input_dataset_id).rows == 0
+
+
+def test_freshness_uses_the_given_now(workspace: Workspace, tmp_path: Path) -> None:
+    contract = Contract.from_dict(
+        {
+            "name": "f", "version": "1", "freshness": {"column": "at", "max_age_hours": 1},
+            "columns": [{"name": "at", "type": "timestamp"}],
+        }
+    )  # fmt: skip
+    frame = pl.DataFrame({"at": [dt.datetime(2026, 1, 1)]})
+
+    run = run_validation(
+        workspace, contract, parquet(tmp_path, frame), now=dt.datetime(2026, 1, 1, 3, tzinfo=dt.UTC)
+    )
+
+    assert not run.passed
+    assert run.report["dataset_checks"]["freshness"]["observed"] == 3.0
+
+
+def test_inputs_that_are_not_data(workspace: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "x.csv").write_text("a\n1\n")
+
+    with pytest.raises(DataError, match="no such file or folder"):
+        run_validation(workspace, CONTRACT, tmp_path / "nope.parquet")
+    with pytest.raises(DataError, match="holds no Parquet files"):
+        run_validation(workspace, CONTRACT, tmp_path / "empty")
+    with pytest.raises(DataError, match="expected a .parquet or .jsonl file"):
+        run_validation(workspace, CONTRACT, tmp_path / "x.csv")
+
+
+def test_unknown_or_missing_engines_are_config_errors(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = parquet(tmp_path, good_frame())
+    monkeypatch.setattr(validation_module.importlib.util, "find_spec", lambda name: None)
+
+    with pytest.raises(ConfigError, match="engine 'spark' is not available"):
+        run_validation(workspace, CONTRACT, data, engine="spark")
+    with pytest.raises(ConfigError, match="unknown validation engine 'duck'"):
+        run_validation(workspace, CONTRACT, data, engine="duck")
