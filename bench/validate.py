@@ -118,7 +118,12 @@ def main() -> int:
         ours_counts = {k: v for k, v in outcome.check_counts.items() if k in counts}
         pandera, pandera_counts = _pandera(data, args.runs)
         job_s, peak_mib = _whole_job(data, tmp)
-        spark_s = None if args.no_spark else _spark(contract, data)
+        spark_s = None
+        if not args.no_spark:
+            try:
+                spark_s = _spark(contract, data)
+            except Exception as exc:  # report it beside the other figures rather than lose them
+                print(f"spark engine failed: {type(exc).__name__}: {str(exc)[:300]}")
 
     if pandera_counts is not None:
         unknown = set(pandera_counts) - set(counts)

