@@ -36,6 +36,8 @@ check: lint
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/validate.py
 
 clean:
-	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv .shipyard .pytest_cache .mypy_cache .ruff_cache

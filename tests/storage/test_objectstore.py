@@ -52,3 +52,10 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     back = store.scan_parquet(store.list_keys("t", ".parquet")).collect()
     assert back.height == 6
     assert back["b"].null_count() == 2
+
+
+def test_parquet_puts_are_atomic_and_hashed_like_bytes(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path.as_uri())
+    sha = store.put_parquet("t/x.parquet", pl.DataFrame({"a": [1, 2, 3]}))
+    assert sha == sha256_hex((tmp_path / "t" / "x.parquet").read_bytes())
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["x.parquet"]

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -116,9 +117,22 @@ class ObjectStore:
 
     def put_parquet(self, key: str, frame: pl.DataFrame) -> str:
         """Write ``frame`` as one Parquet object (zstd) atomically; returns its sha256."""
-        buffer = io.BytesIO()
         # Level 1 writes ~25 % faster than the default 3 for ~5 % more bytes on event data.
-        frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)
+        options: dict[str, Any] = {
+            "compression": "zstd",
+            "compression_level": 1,
+            "statistics": True,
+        }
+        if self.is_local:
+            # Straight to the temporary file: no in-memory copy of a file of hundreds of MB.
+            path = self.path(key)
+            try:
+                _atomic_local_write(path, lambda tmp: frame.write_parquet(tmp, **options))
+            except OSError as exc:
+                raise StorageError(f"could not write {self.url(key)}: {exc}") from exc
+            return _file_sha256(path)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, **options)
         return self.put_bytes(key, buffer.getvalue())
 
     def scan_parquet(self, keys: list[str]) -> pl.LazyFrame:
@@ -133,6 +147,14 @@ class ObjectStore:
         return pl.concat(frames, how="diagonal_relaxed")
 
 
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could escape the store's root."""
     parts = key.split("/")
@@ -141,15 +163,21 @@ def check_key(key: str) -> str:
     return key
 
 
-def _atomic_local_write(path: str, data: bytes) -> None:
+def _atomic_local_write(path: str, data: bytes | Callable[[str], object]) -> None:
+    """Write ``data`` (or let ``data(tmp_path)`` write the file), fsync, then rename into place."""
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if callable(data):
+            data(tmp)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        else:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
