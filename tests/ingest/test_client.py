@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from shipyard.core.config import Settings
-from shipyard.core.errors import NotFoundError
-from shipyard.ingest import Client, drain_to_landing, read_landing
+from shipyard.core.errors import InvalidRequestError, NotFoundError
+from shipyard.ingest import Client, drain_to_landing, open_stream, read_landing
 from shipyard.pipeline import BackgroundServer, Workspace
 
 
@@ -36,7 +36,8 @@ def test_delivers_in_batches_to_a_real_server(settings: Settings) -> None:
         assert [u.index for u in report.undelivered] == [7]
         assert report.undelivered[0].error_code == "InvalidArgumentException"
         assert report.attempts == 3  # 500 + 500 + 200
-        drain_to_landing(workspace.streams.get("cards"), workspace.store)
+        with open_stream(settings, "cards", create=False) as stream:  # the server has stopped
+            drain_to_landing(stream, workspace.store)
         assert read_landing(workspace.store, "landing/cards").collect().height == 1199
     finally:
         workspace.close()
@@ -78,3 +79,39 @@ def test_gives_up_after_max_attempts_and_says_why() -> None:
     assert report.delivered == 0 and report.attempts == 3
     assert [u.index for u in report.undelivered] == [0, 1]
     assert "after 3 attempts" in report.undelivered[0].message
+
+
+def test_events_the_server_would_refuse_are_reported_and_the_rest_sent() -> None:
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        records = orjson.loads(request.content)["Records"]
+        sent.append(len(records))
+        ok = {"SequenceNumber": "1", "ShardId": "shardId-000000000000"}
+        return httpx.Response(200, json={"FailedRecordCount": 0, "Records": [ok] * len(records)})
+
+    events: list[object] = [*_events(3), {"blob": "x" * (1024 * 1024 + 1)}, [1, 2], *_events(2)]
+    report = Client(transport=httpx.MockTransport(handler), sleep=lambda s: None).put("s", events)
+    assert sent == [5]
+    assert report.delivered == 5
+    assert [(u.index, u.error_code) for u in report.undelivered] == [
+        (3, "InvalidArgumentException"),
+        (4, "InvalidArgumentException"),
+    ]
+
+
+def test_retry_after_is_honoured_and_non_json_answers_are_clear() -> None:
+    waits: list[float] = []
+    calls = iter(
+        [
+            httpx.Response(
+                503, headers={"Retry-After": "2"}, json={"__type": "ServiceUnavailable"}
+            ),
+            httpx.Response(502, text="<html>bad gateway</html>"),
+            httpx.Response(404, text="Not Found"),
+        ]
+    )
+    client = Client(transport=httpx.MockTransport(lambda r: next(calls)), sleep=waits.append)
+    with pytest.raises(InvalidRequestError, match="not JSON"):
+        client.put("s", _events(1))
+    assert waits[0] >= 2.0

@@ -251,3 +251,45 @@ def test_unknown_or_missing_engines_are_config_errors(
         run_validation(workspace, CONTRACT, data, engine="spark")
     with pytest.raises(ConfigError, match="unknown validation engine 'duck'"):
         run_validation(workspace, CONTRACT, data, engine="duck")
+
+
+def test_a_failed_run_leaves_an_existing_local_report_alone(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_json = tmp_path / "r.json"
+    local_json.write_text("the user's previous report")
+    real_record = validation_module.record_dataset
+
+    def flaky_record(meta: object, **fields: object) -> object:
+        if fields["zone"] == "quarantine":
+            raise StorageError("database gone")
+        return real_record(meta, **fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validation_module, "record_dataset", flaky_record)
+    with pytest.raises(StorageError, match="database gone"):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()), report_json=local_json)
+    assert local_json.read_text() == "the user's previous report"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_any_work(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    with pytest.raises(DataError, match="is a folder"):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()), report_json=tmp_path)
+    assert stored_keys(workspace) == []
+
+
+def test_a_landing_folder_skips_the_drains_undecodable_records(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    (landing / "dt=2026-11-01" / "hour=00").mkdir(parents=True)
+    (landing / "_undecodable").mkdir()
+    good_frame().write_parquet(landing / "dt=2026-11-01" / "hour=00" / "part.parquet")
+    pl.DataFrame({"payload": [b"{"], "reason": ["payload:json"]}).write_parquet(
+        landing / "_undecodable" / "part.parquet"
+    )
+    run = run_validation(workspace, CONTRACT, landing)
+    assert run.outcome.rows_in == good_frame().height
+    assert run.passed

@@ -259,3 +259,11 @@ def test_numbers_in_yaml_become_text_where_the_contract_wants_text(tmp_path: Pat
 def test_packaged_contract_names_cannot_be_paths() -> None:
     with pytest.raises(NotFoundError, match="no packaged contract '../fraud'"):
         packaged_contract("../fraud")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x" * 129])
+def test_contract_names_must_be_safe_folder_names(name: str) -> None:
+    with pytest.raises(ContractError, match="name"):
+        Contract.from_dict(
+            {"name": name, "version": "1", "columns": [{"name": "a", "type": "int"}]}
+        )

@@ -50,7 +50,12 @@ def baseline_command(
 def read_data(path: Path) -> pl.DataFrame:
     """Load DATA: Parquet (by its magic bytes, whatever the suffix), a Parquet folder, or JSONL."""
     if path.is_dir():
-        files = sorted(path.rglob("*.parquet"))
+        # Like validation: skip "_"/"." parts (the drain's _undecodable/, temporary files).
+        files = sorted(
+            p
+            for p in path.rglob("*.parquet")
+            if not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
+        )
         if not files:
             raise DataError(f"{path}: folder holds no .parquet files")
         source = pl.scan_parquet(files)

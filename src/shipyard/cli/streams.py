@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -35,7 +36,15 @@ def _call(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = httpx.request(method, url, timeout=30, **kwargs)
     except httpx.TransportError as exc:
         raise ConfigError(f"no Shipyard server answers at {url}: {exc}") from None
-    body: dict[str, Any] = response.json()
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        raise InvalidRequestError(
+            f"{url} answered {response.status_code} {response.reason_phrase}, not JSON; "
+            "is the name right and is it a Shipyard server?"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"{url} answered with an unexpected body")
     if response.status_code >= 400:
         message = body.get("message") or body.get("Message") or response.text
         if body.get("__type") == "ResourceNotFoundException":
@@ -73,7 +82,8 @@ def describe_stream(
     name: str = typer.Argument(..., help="Stream name."), url: str | None = URL_OPTION
 ) -> None:
     """Shards, last sequence numbers and consumer-group offsets of a stream."""
-    _print_description(_call("GET", f"{_url(url)}/api/v1/streams/{name}")["StreamDescription"])
+    described = _call("GET", f"{_url(url)}/api/v1/streams/{quote(name, safe='')}")
+    _print_description(described["StreamDescription"])
 
 
 @ingest_app.command("send")

@@ -38,15 +38,12 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
             stream = hub.get(name)
         except NotFoundError as exc:
             return kinesis_error(400, "ResourceNotFoundException", str(exc))
+        except StateError as exc:  # owned by another process, or shutting down: retryable
+            return _unavailable(str(exc))
         if max_lag_records is not None and lag(hub, name) > max_lag_records:
-            return JSONResponse(
-                {
-                    "__type": "ServiceUnavailable",
-                    "message": f"stream {name!r} is more than {max_lag_records:,} records "
-                    "ahead of its landing drain; retry shortly",
-                },
-                status_code=503,
-                headers={"Retry-After": "1"},
+            return _unavailable(
+                f"stream {name!r} is more than {max_lag_records:,} records ahead of its "
+                "landing drain; retry shortly"
             )
         body = await _bounded_body(request)
         if body is None:
@@ -63,8 +60,11 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
             status = 415 if "content type" in str(exc) else 400
             return kinesis_error(status, code, str(exc))
         good = [(e.partition_key, e.data) for e in entries if e.ok]
-        # fsync happens in put_records: keep it off the event loop.
-        results = iter(await run_in_threadpool(stream.put_records, good) if good else [])
+        try:
+            # fsync happens in put_records: keep it off the event loop.
+            results = iter(await run_in_threadpool(stream.put_records, good) if good else [])
+        except StateError as exc:  # closed under us by a shutdown: nothing was acknowledged
+            return _unavailable(str(exc))
         shaped: list[dict[str, Any]] = []
         for entry in entries:
             shaped.append(_result(entry, next(results) if entry.ok else None))
@@ -97,6 +97,8 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
             return JSONResponse(_describe(hub.describe(request.path_params["stream"])))
         except NotFoundError as exc:
             return kinesis_error(400, "ResourceNotFoundException", str(exc))
+        except StateError as exc:
+            return _unavailable(str(exc))
 
     async def list_streams(request: Request) -> Response:
         return JSONResponse({"StreamNames": hub.names()})
@@ -107,6 +109,14 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
         Route("/api/v1/streams", list_streams, methods=["GET"]),
         Route("/api/v1/streams/{stream}", describe_stream, methods=["GET"]),
     ]
+
+
+def _unavailable(message: str) -> Response:
+    return JSONResponse(
+        {"__type": "ServiceUnavailable", "message": message},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _stream_spec(spec: dict[str, Any]) -> tuple[str, int, StreamSettings] | str:

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from shipyard.core.errors import InvalidRequestError, NotFoundError
-from shipyard.ingest.records import MAX_RECORDS, MAX_REQUEST_BYTES
+from shipyard.ingest.records import MAX_RECORD_BYTES, MAX_RECORDS, MAX_REQUEST_BYTES
 
 # Per-record codes that a later attempt can succeed with.
 RETRYABLE_CODES = frozenset(
@@ -72,7 +73,7 @@ class Client:
     def put(
         self,
         stream: str,
-        events: Iterable[dict[str, Any]],
+        events: Iterable[Any],
         *,
         partition_key: str | Callable[[dict[str, Any]], str] = "card_id",
         progress: Callable[[int], None] | None = None,
@@ -83,6 +84,12 @@ class Client:
         batch: list[tuple[int, dict[str, Any]]] = []
         size = 0
         for index, event in enumerate(events):
+            report.sent += 1
+            refused = _refusal(event)
+            if refused:
+                # Refused here, not by the server: one bad event must not sink its batch.
+                report.undelivered.append(Undelivered(index, "InvalidArgumentException", refused))
+                continue
             entry = {"Data": event, "PartitionKey": str(key_of(event))}
             entry_size = len(orjson.dumps(entry)) + 1
             if batch and (len(batch) == MAX_RECORDS or size + entry_size > _BATCH_BYTES):
@@ -90,7 +97,6 @@ class Client:
                 batch, size = [], 0
             batch.append((index, entry))
             size += entry_size
-            report.sent += 1
         if batch:
             self._send(stream, batch, report, progress)
         return report
@@ -113,11 +119,12 @@ class Client:
     ) -> None:
         pending = batch
         last_error: dict[int, tuple[str, str]] = {}
+        retry_after = 0.0
         for attempt in range(self.max_attempts):
             if attempt:
-                self._sleep(self._delay(attempt))
+                self._sleep(max(retry_after, self._delay(attempt)))
             report.attempts += 1
-            results = self._post(stream, [entry for _, entry in pending])
+            results, retry_after = self._post(stream, [entry for _, entry in pending])
             if results is None:  # the whole request failed in a retryable way
                 last_error = {i: ("RequestFailed", "no answer from the server") for i, _ in pending}
                 continue
@@ -144,25 +151,38 @@ class Client:
                 Undelivered(index, code, f"{message} (after {self.max_attempts} attempts)")
             )
 
-    def _post(self, stream: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    def _post(
+        self, stream: str, entries: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]] | None, float]:
+        """Per-record results, or None to retry the whole batch; and the server's Retry-After."""
         try:
             response = self._http.post(
-                f"{self.url}/streams/{stream}/records",
+                f"{self.url}/streams/{quote(stream, safe='')}/records",
                 content=orjson.dumps({"Records": entries}),
                 headers={"Content-Type": "application/json"},
             )
         except httpx.TransportError:
-            return None
+            return None, 0.0
         if response.status_code in RETRYABLE_STATUS:
-            return None
-        body = response.json()
-        if response.status_code != 200:
-            message = body.get("message", response.text)
-            if body.get("__type") == "ResourceNotFoundException":
-                raise NotFoundError(message)
+            return None, _retry_after(response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise InvalidRequestError(
+                f"{self.url} answered {response.status_code} with a body that is not JSON; "
+                "is it a Shipyard server?"
+            ) from None
+        if response.status_code != 200 or not isinstance(body, dict):
+            message = body.get("message", response.text) if isinstance(body, dict) else body
+            if isinstance(body, dict) and body.get("__type") == "ResourceNotFoundException":
+                raise NotFoundError(str(message))
             raise InvalidRequestError(f"stream {stream!r} refused the batch: {message}")
-        results: list[dict[str, Any]] = body["Records"]
-        return results
+        results = body.get("Records")
+        if not isinstance(results, list) or len(results) != len(entries):
+            raise InvalidRequestError(
+                f"{self.url} answered {len(entries)} records with a malformed result list"
+            )
+        return results, 0.0
 
     def _delay(self, attempt: int) -> float:
         # Full jitter: spreads the retries of many clients after one shared hiccup.
@@ -172,6 +192,24 @@ class Client:
 
 # Leave headroom under the server's 5 MB limit for the JSON envelope.
 _BATCH_BYTES = int(MAX_REQUEST_BYTES * 0.9)
+
+
+def _refusal(event: Any) -> str:
+    """Why the server would refuse ``event`` whatever we do, or "" if it is sendable."""
+    if not isinstance(event, dict):
+        return f"an event must be a JSON object, got {type(event).__name__}"
+    size = len(orjson.dumps(event))
+    if size > MAX_RECORD_BYTES:
+        return f"the event is {size:,} bytes; a record may hold at most {MAX_RECORD_BYTES:,}"
+    return ""
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return min(float(value), 60.0) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _field(name: str) -> Callable[[dict[str, Any]], str]:

@@ -37,10 +37,13 @@ class StreamHub:
         self.root = root
         self._open: dict[str, EmbeddedStream] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def create(self, name: str, shards: int, settings: StreamSettings) -> StreamDescription:
         check_name("stream", name)
         with self._lock:
+            if self._closed:
+                raise StateError("the server is shutting down; its streams are closed")
             if name in EmbeddedStream.known(self.root):
                 raise StateError(f"stream {name!r} already exists")
             stream = EmbeddedStream.create(self.root, name, shards)
@@ -59,6 +62,8 @@ class StreamHub:
     def get(self, name: str) -> EmbeddedStream:
         """The open stream ``name``; opens it on first use, NotFoundError if it does not exist."""
         with self._lock:
+            if self._closed:
+                raise StateError("the server is shutting down; its streams are closed")
             stream = self._open.get(name)
             if stream is None:
                 known = EmbeddedStream.known(self.root)
@@ -84,6 +89,7 @@ class StreamHub:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for stream in self._open.values():
                 stream.close()
             self._open.clear()

@@ -59,18 +59,25 @@ class DrainWorker:
         landed = 0
         now = time.monotonic()
         for name in self.hub.names():
-            pending = lag(self.hub, name)
-            if pending == 0:
-                self._waiting_since.pop(name, None)
-                continue
-            since = self._waiting_since.setdefault(name, now)
-            due = pending >= self.policy.flush_records or now - since >= self.policy.flush_age_s
-            if force or due:
-                result = drain_to_landing(self.hub.get(name), self.store)
-                landed += result.records
-                self._waiting_since.pop(name, None)
+            try:
+                landed += self._drain_if_due(name, now, force=force)
+            except Exception:  # one stuck stream must not starve the others
+                logger.exception("draining stream %s failed; the other streams go on", name)
         self.landed_records += landed
         return landed
+
+    def _drain_if_due(self, name: str, now: float, *, force: bool) -> int:
+        pending = lag(self.hub, name)
+        if pending == 0:
+            self._waiting_since.pop(name, None)
+            return 0
+        since = self._waiting_since.setdefault(name, now)
+        due = pending >= self.policy.flush_records or now - since >= self.policy.flush_age_s
+        if not (force or due):
+            return 0
+        result = drain_to_landing(self.hub.get(name), self.store)
+        self._waiting_since.pop(name, None)
+        return result.records
 
     def _loop(self) -> None:
         while not self._stop.wait(self.policy.tick_s):

@@ -15,6 +15,7 @@ what this run wrote is deleted and the run is marked Failed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -84,6 +85,9 @@ def run_validation(
     """Validate ``data`` (Parquet file or folder, or JSON lines) and store split and reports."""
     validate = _engine(engine, now)
     files = _input_files(Path(data))
+    for target in (report_json, report_html):
+        if target is not None and Path(target).is_dir():
+            raise DataError(f"{target}: is a folder; give a file path for the report")
     run_id = start_run(
         workspace.meta,
         "validate",
@@ -93,8 +97,10 @@ def run_validation(
     try:
         result = job.run(contract, Path(data), files, engine, validate, report_json, report_html)
     except BaseException as exc:
-        job.undo()
-        finish_run(workspace.meta, run_id, failure=f"{type(exc).__name__}: {exc}")
+        try:
+            job.undo()
+        finally:
+            finish_run(workspace.meta, run_id, failure=f"{type(exc).__name__}: {exc}")
         raise
     finish_run(
         workspace.meta,
@@ -134,7 +140,15 @@ def _engine(engine: str, now: datetime | None) -> _Validate:
 def _input_files(data: Path) -> list[Path]:
     """The files behind ``data``: itself, or the Parquet files under a folder."""
     if data.is_dir():
-        files = sorted(p for p in data.rglob("*") if p.suffix in _PARQUET_SUFFIXES and p.is_file())
+        # Parts starting with "_" or "." are not data: the drain's _undecodable/ records,
+        # temporary files of writes in progress.
+        files = sorted(
+            p
+            for p in data.rglob("*")
+            if p.suffix in _PARQUET_SUFFIXES
+            and p.is_file()
+            and not any(part.startswith(("_", ".")) for part in p.relative_to(data).parts)
+        )
         if not files:
             raise DataError(f"{data}: the folder holds no Parquet files (*.parquet)")
         return files
@@ -208,9 +222,10 @@ class _Job:
         self._put(f"{reports}/constraint_violations.json", violations)
         self._put(f"{reports}/report.json", report_bytes)
         self._put(f"{reports}/report.html", html_bytes)
+        ids = self._record_outputs(contract, outcome, stored, input_id)
+        # Last, so that no later failure has to take back a file the user can see.
         self._write_local(report_json, report_bytes)
         self._write_local(report_html, html_bytes)
-        ids = self._record_outputs(contract, outcome, stored, input_id)
         return ValidationRun(
             run_id=self.run_id,
             outcome=outcome,
@@ -269,9 +284,13 @@ class _Job:
         if path is None:
             return
         target = Path(path)
-        self.local_files.append(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        # Temp file and rename: a reader never sees half a report, and a failed write leaves
+        # the file that was there before.
+        tmp = target.with_name(f".{target.name}.{self.run_id}.tmp")
+        self.local_files.append(tmp)
+        tmp.write_bytes(data)
+        tmp.replace(target)
 
     def _record_outputs(
         self,
@@ -303,11 +322,14 @@ class _Job:
         return ids
 
     def undo(self) -> None:
-        """Delete every object, local report and dataset record this run wrote."""
+        """Delete every object, local report and dataset record this run wrote (best effort:
+        one step failing does not stop the others)."""
         for key in self.keys:
-            self.ws.store.delete(key)
+            with contextlib.suppress(Exception):  # e.g. a key the store refused to write
+                self.ws.store.delete(key)
         for path in self.local_files:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         with self.ws.meta.transaction() as connection:
             removed = connection.execute(
                 datasets.delete().where(datasets.c.run_id == self.run_id).returning(datasets.c.id)

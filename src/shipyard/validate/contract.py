@@ -25,6 +25,7 @@ ColumnType = Literal["string", "int", "float", "bool", "timestamp"]
 # Package data: ``shipyard/validate/contracts/<name>.yaml``.
 _PACKAGED_CONTRACTS = "shipyard.validate"
 _NUMERIC_TYPES = ("int", "float")
+_CONTRACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -165,6 +166,17 @@ class Contract(_ContractModel):
     def _check_not_empty(cls, value: str, info: ValidationInfo) -> str:
         if not value:
             raise _invalid(f"{info.field_name} must not be empty")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # The name becomes a folder of the object store (curated/{name}/...).
+        if not _CONTRACT_NAME.fullmatch(value):
+            raise _invalid(
+                f"name {value!r} must be 1-128 letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit"
+            )
         return value
 
     @field_validator("columns")
