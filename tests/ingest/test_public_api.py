@@ -12,6 +12,7 @@ def test_public_names_are_pinned() -> None:
         "DrainWorker",
         "EmbeddedStream",
         "FRAUD_EVENT_SCHEMA",
+        "IngestMetrics",
         "PublishResult",
         "RecordBatch",
         "ShardStatus",

@@ -11,6 +11,7 @@ from shipyard.ingest.drain import (
     read_landing,
 )
 from shipyard.ingest.hub import StreamHub, StreamSettings
+from shipyard.ingest.metrics import IngestMetrics
 from shipyard.ingest.publish import PublishResult, publish_events
 from shipyard.ingest.stream import (
     EmbeddedStream,
@@ -34,6 +35,7 @@ __all__ = [
     "FRAUD_EVENT_SCHEMA",
     "DrainResult",
     "EmbeddedStream",
+    "IngestMetrics",
     "PublishResult",
     "RecordBatch",
     "ShardStatus",

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.ingest.hub import StreamDescription, StreamHub, StreamSettings
+from shipyard.ingest.metrics import IngestMetrics
 from shipyard.ingest.records import MAX_REQUEST_BYTES, Entry, parse_batch
 from shipyard.ingest.worker import lag
 
@@ -25,7 +26,12 @@ def kinesis_error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"__type": code, "message": message}, status_code=status)
 
 
-def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) -> list[Route]:
+def create_ingest_routes(
+    hub: StreamHub,
+    *,
+    max_lag_records: int | None = None,
+    metrics: IngestMetrics | None = None,
+) -> list[Route]:
     """POST /streams/{stream}/records, POST /api/v1/streams, GET /api/v1/streams[/{stream}].
 
     With ``max_lag_records``, a stream whose landing drain is further behind than that is
@@ -41,6 +47,8 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
         except StateError as exc:  # owned by another process, or shutting down: retryable
             return _unavailable(str(exc))
         if max_lag_records is not None and lag(hub, name) > max_lag_records:
+            if metrics is not None:
+                metrics.backpressure.labels(name).inc()
             return _unavailable(
                 f"stream {name!r} is more than {max_lag_records:,} records ahead of its "
                 "landing drain; retry shortly"
@@ -58,6 +66,8 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
                 "SerializationException" if "not valid JSON" in str(exc) else "ValidationException"
             )
             status = 415 if "content type" in str(exc) else 400
+            if metrics is not None:
+                metrics.rejected.labels(name, code).inc()
             return kinesis_error(status, code, str(exc))
         good = [(e.partition_key, e.data) for e in entries if e.ok]
         try:
@@ -69,6 +79,12 @@ def create_ingest_routes(hub: StreamHub, *, max_lag_records: int | None = None) 
         for entry in entries:
             shaped.append(_result(entry, next(results) if entry.ok else None))
         failed = sum(1 for entry in entries if not entry.ok)
+        if metrics is not None:
+            metrics.records_in.labels(name).inc(len(good))
+            metrics.bytes_in.labels(name).inc(sum(len(data) for _, data in good))
+            for entry in entries:
+                if not entry.ok:
+                    metrics.rejected.labels(name, entry.error_code).inc()
         return JSONResponse({"FailedRecordCount": failed, "Records": shaped})
 
     async def create_stream(request: Request) -> Response:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from shipyard.ingest.drain import LANDING_GROUP, drain_to_landing
 from shipyard.ingest.hub import StreamHub
+from shipyard.ingest.metrics import IngestMetrics
 from shipyard.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,15 @@ def lag(hub: StreamHub, name: str, group: str = LANDING_GROUP) -> int:
 class DrainWorker:
     """One background thread draining every stream of a hub into the landing zone."""
 
-    def __init__(self, hub: StreamHub, store: ObjectStore, policy: DrainPolicy) -> None:
+    def __init__(
+        self,
+        hub: StreamHub,
+        store: ObjectStore,
+        policy: DrainPolicy,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
         self.hub = hub
+        self.metrics = metrics
         self.store = store
         self.policy = policy
         self._waiting_since: dict[str, float] = {}
@@ -75,7 +83,11 @@ class DrainWorker:
         due = pending >= self.policy.flush_records or now - since >= self.policy.flush_age_s
         if not (force or due):
             return 0
+        started = time.perf_counter()
         result = drain_to_landing(self.hub.get(name), self.store)
+        if self.metrics is not None:
+            self.metrics.drain_seconds.labels(name).observe(time.perf_counter() - started)
+            self.metrics.drained.labels(name).inc(result.records)
         self._waiting_since.pop(name, None)
         return result.records
 

@@ -9,10 +9,14 @@ import time
 from collections.abc import AsyncIterator
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from shipyard.core.errors import ConfigError, StorageError
-from shipyard.ingest import DrainPolicy, DrainWorker, create_ingest_routes
+from shipyard.ingest import DrainPolicy, DrainWorker, IngestMetrics, create_ingest_routes
 from shipyard.pipeline.workspace import Workspace
 from shipyard.serve import create_routes
 
@@ -25,7 +29,13 @@ def build_app(
     With a ``drain`` policy it also lands every stream's records in the background and pushes
     back on ingest when a stream's drain falls too far behind.
     """
-    worker = None if drain is None else DrainWorker(workspace.streams, workspace.store, drain)
+    registry = CollectorRegistry()
+    ingest_metrics = IngestMetrics(registry, workspace.streams)
+    worker = (
+        None
+        if drain is None
+        else DrainWorker(workspace.streams, workspace.store, drain, ingest_metrics)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -43,9 +53,19 @@ def build_app(
             workspace.streams.close()
 
     ingest_routes = create_ingest_routes(
-        workspace.streams, max_lag_records=None if drain is None else drain.max_lag_records
+        workspace.streams,
+        max_lag_records=None if drain is None else drain.max_lag_records,
+        metrics=ingest_metrics,
     )
-    routes = [*create_routes(workspace.endpoints), *ingest_routes]
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        *create_routes(workspace.endpoints),
+        *ingest_routes,
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
