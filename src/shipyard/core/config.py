@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     stream_url: str = Field(default=EMBEDDED, description="'embedded', nats://, redis://")
     host: str = Field(default="127.0.0.1", description="address the server binds")
     port: int = Field(default=8080, ge=0, le=65535, description="port the server binds")
+    drain_flush_records: int = Field(
+        default=50_000, ge=1, description="the server lands a stream once this many wait"
+    )
+    drain_flush_age_s: float = Field(
+        default=5.0, gt=0, description="... or once the oldest has waited this long"
+    )
+    ingest_max_lag_records: int = Field(
+        default=2_000_000, ge=1, description="beyond this drain lag, ingest answers 503"
+    )
 
     @cached_property
     def home_path(self) -> Path:

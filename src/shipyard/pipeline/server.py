@@ -85,7 +85,14 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
     """Serve on ``sock`` (from :func:`listen_socket`) until interrupted (``shipyard server``)."""
-    app = build_app(workspace, drain=DrainPolicy())
+    settings = workspace.settings
+    policy = DrainPolicy(
+        flush_records=settings.drain_flush_records,
+        flush_age_s=settings.drain_flush_age_s,
+        tick_s=min(0.5, settings.drain_flush_age_s / 2),
+        max_lag_records=settings.ingest_max_lag_records,
+    )
+    app = build_app(workspace, drain=policy)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
