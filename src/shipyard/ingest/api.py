@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
+from shipyard.core.http import read_body_within
 from shipyard.ingest.hub import StreamDescription, StreamHub, StreamSettings
 from shipyard.ingest.metrics import IngestMetrics
 from shipyard.ingest.records import MAX_REQUEST_BYTES, Entry, parse_batch
@@ -53,7 +54,7 @@ def create_ingest_routes(
                 f"stream {name!r} is more than {max_lag_records:,} records ahead of its "
                 "landing drain; retry shortly"
             )
-        body = await _bounded_body(request)
+        body = await read_body_within(request, MAX_REQUEST_BYTES)
         if body is None:
             return kinesis_error(
                 413, "ValidationException", f"a batch may hold at most {MAX_REQUEST_BYTES:,} bytes"
@@ -153,21 +154,6 @@ def _stream_spec(spec: dict[str, Any]) -> tuple[str, int, StreamSettings] | str:
     if problems:
         return "; ".join(problems)
     return str(name), int(shards), StreamSettings(str(key_field), float(retention))
-
-
-async def _bounded_body(request: Request) -> bytes | None:
-    """The body, or None once it grows past the batch limit (without buffering the rest)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _result(entry: Entry, put: Any) -> dict[str, Any]:

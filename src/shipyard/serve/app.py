@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.core.errors import InvalidRequestError, ModelFault, NotFoundError
+from shipyard.core.http import read_body_within
 from shipyard.serve.endpoints import EndpointDescription, EndpointService
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -103,21 +104,11 @@ async def _invoke(service: EndpointService, name: str, request: Request) -> Resp
         runtime = service.runtime(name)
     except NotFoundError as exc:
         return sagemaker_error(400, "ValidationError", str(exc))
-    too_large = sagemaker_error(
-        413, "ValidationError", f"the body is larger than the limit of {MAX_BODY_BYTES} bytes"
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return too_large
-    # Read chunk by chunk so that a chunked upload cannot grow past the limit in memory.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body_within(request, MAX_BODY_BYTES)
+    if body is None:
+        return sagemaker_error(
+            413, "ValidationError", f"the body is larger than the limit of {MAX_BODY_BYTES} bytes"
+        )
     try:
         result = runtime.invoke(
             body,

@@ -65,6 +65,20 @@ class ColumnSpec(_ContractModel):
     unique: bool = False
     pattern: str | None = None
 
+    @property
+    def check_names(self) -> list[str]:
+        """The checks this column declares, in the order every engine reports reason codes."""
+        declared = {
+            "not_null": self.required,
+            "type": True,
+            "min": self.min is not None,
+            "max": self.max is not None,
+            "allowed": self.allowed is not None,
+            "unique": self.unique,
+            "pattern": self.pattern is not None,
+        }
+        return [check for check, is_declared in declared.items() if is_declared]
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:

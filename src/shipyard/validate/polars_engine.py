@@ -138,7 +138,7 @@ def _compile_column(
     target = _TARGET_DTYPES[spec.type]
     if dtype is None:
         # An optional column absent from the data is all-null, so none of its checks can fail.
-        checks = tuple((f"{spec.name}:{check}", pl.lit(False)) for check in _check_names(spec))
+        checks = tuple((f"{spec.name}:{check}", pl.lit(False)) for check in spec.check_names)
         return _CompiledColumn(spec, typed_name, pl.lit(None, dtype=target), checks)
     raw, typed = pl.col(spec.name), pl.col(typed_name)
     is_present = raw.is_not_null() & ~raw.is_nan() if dtype.is_float() else raw.is_not_null()
@@ -160,22 +160,8 @@ def _compile_column(
         failed["unique"] = typed.is_not_null() & (pl.len().over(typed) > 1)
     if spec.pattern is not None:
         failed["pattern"] = (~typed.str.contains(_checked_pattern(spec))).fill_null(False)
-    checks = tuple((f"{spec.name}:{check}", failed[check]) for check in _check_names(spec))
+    checks = tuple((f"{spec.name}:{check}", failed[check]) for check in spec.check_names)
     return _CompiledColumn(spec, typed_name, _typed_value(spec, dtype), checks)
-
-
-def _check_names(spec: ColumnSpec) -> list[str]:
-    """The checks ``spec`` declares, in reason-code order."""
-    declared = {
-        "not_null": spec.required,
-        "type": True,
-        "min": spec.min is not None,
-        "max": spec.max is not None,
-        "allowed": spec.allowed is not None,
-        "unique": spec.unique,
-        "pattern": spec.pattern is not None,
-    }
-    return [check for check, is_declared in declared.items() if is_declared]
 
 
 def _checked_pattern(spec: ColumnSpec) -> str:

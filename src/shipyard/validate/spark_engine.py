@@ -275,7 +275,7 @@ def _require_columns(contract: Contract, schema: dict[str, T.DataType]) -> None:
 def _compile_column(spec: ColumnSpec, dtype: T.DataType | None, index: int) -> _CompiledColumn:
     typed_name = f"{_HELPER}typed:{index}"
     target = _TARGET_TYPES[spec.type]
-    names = _check_names(spec)
+    names = spec.check_names
     if dtype is None:
         # An optional column absent from the data is all-null, so none of its checks can fail.
         checks = tuple((f"{spec.name}:{check}", F.lit(False)) for check in names)
@@ -302,20 +302,6 @@ def _compile_column(spec: ColumnSpec, dtype: T.DataType | None, index: int) -> _
         failed["pattern"] = F.coalesce(~typed.rlike(_java_pattern(spec.pattern)), F.lit(False))
     checks = tuple((f"{spec.name}:{check}", failed[check]) for check in names)
     return _CompiledColumn(spec, typed_name, _typed_value(spec, dtype), checks, duplicates_name)
-
-
-def _check_names(spec: ColumnSpec) -> list[str]:
-    """The checks ``spec`` declares, in reason-code order (the Polars engine's order)."""
-    declared = {
-        "not_null": spec.required,
-        "type": True,
-        "min": spec.min is not None,
-        "max": spec.max is not None,
-        "allowed": spec.allowed is not None,
-        "unique": spec.unique,
-        "pattern": spec.pattern is not None,
-    }
-    return [check for check, is_declared in declared.items() if is_declared]
 
 
 def _java_pattern(pattern: str) -> str:
