@@ -8,10 +8,29 @@ from typing import Any
 
 import polars as pl
 
+from shipyard.core.errors import DataError
 from shipyard.validate.contract import Contract
 
 # Quarantined rows carry their failed checks in this column, e.g. ["amount:min"].
 REASON_CODES = "reason_codes"
+
+
+def require_columns(contract: Contract, columns: list[str]) -> None:
+    """Refuse data lacking a required column, or already holding the reason-code column.
+
+    Every engine calls this first, so both refuse the same data with the same words.
+    """
+    missing = [c.name for c in contract.columns if c.required and c.name not in columns]
+    if missing:
+        raise DataError(
+            f"data lacks required column(s) {', '.join(map(repr, missing))} of contract "
+            f"{contract.name!r} v{contract.version}; it has: {', '.join(columns)}"
+        )
+    if REASON_CODES in columns:
+        raise DataError(
+            f"data has a column named {REASON_CODES!r}, which validation adds to quarantined "
+            "rows; rename or drop it before validating"
+        )
 
 
 @dataclass(frozen=True)

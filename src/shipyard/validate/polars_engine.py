@@ -14,7 +14,7 @@ import polars as pl
 
 from shipyard.core.errors import ContractError, DataError
 from shipyard.validate.contract import ColumnSpec, Contract, anchored_pattern
-from shipyard.validate.outcome import REASON_CODES, ValidationOutcome
+from shipyard.validate.outcome import REASON_CODES, ValidationOutcome, require_columns
 
 # Helper columns live beside the data during the pass; the NUL prefix cannot clash with real names.
 _HELPER = "\x00shipyard:"
@@ -52,7 +52,7 @@ def validate_frame(
     checked_at = now or datetime.now(UTC)
     lazy = frame.lazy()
     schema = lazy.collect_schema()
-    _require_columns(contract, schema)
+    require_columns(contract, schema.names())
     compiled = [
         _compile_column(spec, schema.get(spec.name), f"{_HELPER}typed:{index}")
         for index, spec in enumerate(contract.columns)
@@ -116,20 +116,6 @@ def _quarantined_rows(
     ).list.drop_nulls()
     bad = checked.lazy().filter(pl.col(_IS_BAD))
     return bad.select(*schema.names(), reasons.alias(REASON_CODES)).collect()
-
-
-def _require_columns(contract: Contract, schema: pl.Schema) -> None:
-    missing = [c.name for c in contract.columns if c.required and c.name not in schema]
-    if missing:
-        raise DataError(
-            f"data lacks required column(s) {', '.join(map(repr, missing))} of contract "
-            f"{contract.name!r} v{contract.version}; it has: {', '.join(schema.names())}"
-        )
-    if REASON_CODES in schema:
-        raise DataError(
-            f"data has a column named {REASON_CODES!r}, which validation adds to quarantined "
-            "rows; rename or drop it before validating"
-        )
 
 
 def _compile_column(

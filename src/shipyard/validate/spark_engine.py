@@ -35,7 +35,7 @@ from pyspark.sql import types as T
 from shipyard.core.errors import ConfigError, ContractError, DataError
 from shipyard.validate._spark_datetime import spark_datetime_pattern
 from shipyard.validate.contract import ColumnSpec, Contract
-from shipyard.validate.outcome import REASON_CODES, ValidationOutcome
+from shipyard.validate.outcome import REASON_CODES, ValidationOutcome, require_columns
 
 # Helper columns live beside the data during the pass. Not the Polars engine's NUL prefix: Arrow
 # passes names to Polars as C strings, which end at a NUL.
@@ -121,7 +121,7 @@ def validate_spark(
     frame = data if isinstance(data, DataFrame) else (spark or get_spark()).read.parquet(str(data))
     _require_utc(frame.sparkSession)
     schema = {field.name: field.dataType for field in frame.schema.fields}
-    _require_columns(contract, schema)
+    require_columns(contract, list(schema))
     compiled = [
         _compile_column(spec, schema.get(spec.name), index)
         for index, spec in enumerate(contract.columns)
@@ -255,20 +255,6 @@ def _require_utc(spark: SparkSession) -> None:
         raise ConfigError(
             f"Spark session time zone is {zone!r}, but contract timestamps are UTC; set "
             "spark.sql.session.timeZone=UTC on the session, or use get_spark()"
-        )
-
-
-def _require_columns(contract: Contract, schema: dict[str, T.DataType]) -> None:
-    missing = [c.name for c in contract.columns if c.required and c.name not in schema]
-    if missing:
-        raise DataError(
-            f"data lacks required column(s) {', '.join(map(repr, missing))} of contract "
-            f"{contract.name!r} v{contract.version}; it has: {', '.join(schema)}"
-        )
-    if REASON_CODES in schema:
-        raise DataError(
-            f"data has a column named {REASON_CODES!r}, which validation adds to quarantined "
-            "rows; rename or drop it before validating"
         )
 
 
