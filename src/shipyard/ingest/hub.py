@@ -36,6 +36,8 @@ class StreamHub:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._open: dict[str, EmbeddedStream] = {}
+        # Read on every PutRecords request; cached so the hot path does no file I/O.
+        self._settings: dict[str, StreamSettings] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -75,11 +77,17 @@ class StreamHub:
             return stream
 
     def settings(self, name: str) -> StreamSettings:
+        """The stream's API settings; read from disk once, as they never change."""
+        cached = self._settings.get(name)
+        if cached is not None:
+            return cached
         path = self.root / name / _SETTINGS
-        if not path.exists():
-            return StreamSettings()
-        data = orjson.loads(path.read_bytes())
-        return StreamSettings(data["partition_key_field"], float(data["retention_hours"]))
+        settings = StreamSettings()
+        if path.exists():
+            data = orjson.loads(path.read_bytes())
+            settings = StreamSettings(data["partition_key_field"], float(data["retention_hours"]))
+        self._settings[name] = settings
+        return settings
 
     def describe(self, name: str) -> StreamDescription:
         return StreamDescription(self.get(name).describe(), self.settings(name))

@@ -6,6 +6,7 @@ faulty version -> alarm -> automatic rollback. Each step calls the layer that ow
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -333,14 +334,7 @@ def register_package(
 ) -> ModelVersion:
     """Store a package (optionally with injected faults) and register it in the group."""
     if fault is not None:
-        contents = PackageContents(
-            model_bytes=contents.model_bytes,
-            prep=contents.prep,
-            framework_version=contents.framework_version,
-            metrics=contents.metrics,
-            params=contents.params,
-            fault_injection=fault,
-        )
+        contents = dataclasses.replace(contents, fault_injection=fault)
     prefix = f"models/{GROUP}/{run_id}-{time.time_ns()}"
     stored = write_package(ws.store, prefix, contents)
     return ws.registry.register(
