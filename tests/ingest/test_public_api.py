@@ -10,6 +10,7 @@ def test_public_names_are_pinned() -> None:
         "DrainPolicy",
         "DrainResult",
         "DrainWorker",
+        "EmbeddedStore",
         "EmbeddedStream",
         "FRAUD_EVENT_SCHEMA",
         "IngestMetrics",
@@ -18,14 +19,16 @@ def test_public_names_are_pinned() -> None:
         "ShardStatus",
         "StreamBackend",
         "StreamHub",
-        "StreamSettings",
+        "StreamSpec",
         "StreamStatus",
+        "StreamStore",
         "Undelivered",
         "create_ingest_routes",
         "drain_to_landing",
         "open_stream",
         "publish_events",
         "read_landing",
+        "stream_store",
     ]
     for name in shipyard.ingest.__all__:
         assert hasattr(shipyard.ingest, name)

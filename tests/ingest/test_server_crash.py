@@ -11,14 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from shipyard.core.config import Settings
-from shipyard.ingest import read_landing
+from shipyard.ingest import StreamStore, read_landing
 from shipyard.storage import ObjectStore
+from tests.ingest.conftest import backend_url
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 KILLS = 10
@@ -80,11 +82,16 @@ class _Sender:
 
 
 @pytest.mark.slow
-def test_sigkill_during_bulk_send_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_sigkill_during_bulk_send_loses_and_duplicates_nothing(
+    tmp_path: Path, backend: str, stream_prefix: str, make_store: Callable[[str], StreamStore]
+) -> None:
     home = tmp_path / "home"
+    make_store(backend)  # removes this test's streams afterwards
+    stream_url = backend_url(backend, stream_prefix)
     env = {
         **os.environ,
         "SHIPYARD_HOME": str(home),
+        "SHIPYARD_STREAM_URL": stream_url,
         # Drain constantly, so that kills also land in the middle of drain passes.
         "SHIPYARD_DRAIN_FLUSH_AGE_S": "0.1",
         "SHIPYARD_DRAIN_FLUSH_RECORDS": "500",
@@ -111,7 +118,7 @@ def test_sigkill_during_bulk_send_loses_and_duplicates_nothing(tmp_path: Path) -
     # uvicorn re-raises SIGTERM after its graceful shutdown, so -SIGTERM is a clean exit too.
     assert server.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, stream_url=stream_url)
     landed = read_landing(ObjectStore(settings.resolved_store_url), "landing/cards").collect()
     # The landing schema keeps the event's known fields: the id is in event_id.
     ids = [int(event_id[4:], 16) for event_id in landed["event_id"].to_list()]

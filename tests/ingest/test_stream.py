@@ -222,9 +222,9 @@ def test_open_stream_picks_the_backend_from_settings(settings: Settings, tmp_pat
     reopened.close()
     with pytest.raises(NotFoundError):
         open_stream(settings, "missing", create=False)
-    nats = Settings(home=tmp_path / "home", stream_url="nats://127.0.0.1:4222")
+    kafka = Settings(home=tmp_path / "home", stream_url="kafka://127.0.0.1:9092")
     with pytest.raises(ConfigError, match="'embedded'"):
-        open_stream(nats, "fraud")
+        open_stream(kafka, "fraud")
 
 
 def test_a_failed_fsync_stops_writes_until_reopen(

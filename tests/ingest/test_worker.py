@@ -62,13 +62,13 @@ def test_a_stream_too_far_ahead_of_its_drain_pushes_back(settings: Settings) -> 
 
 
 def test_one_stuck_stream_does_not_starve_the_others(settings: Settings) -> None:
-    from shipyard.ingest import DrainWorker, StreamHub, StreamSettings
+    from shipyard.ingest import DrainWorker, StreamHub, StreamSpec, stream_store
     from shipyard.storage import ObjectStore
 
-    hub = StreamHub(settings.stream_path)
+    hub = StreamHub(stream_store(settings))
     store = ObjectStore(settings.resolved_store_url)
     for name in ("a", "b"):
-        hub.create(name, 1, StreamSettings())
+        hub.create(name, StreamSpec(shards=1))
     record = [(b"k", b'{"event_id": "e", "event_time": "2026-11-05T09:15:00.123Z"}')]
     worker = DrainWorker(hub, store, DrainPolicy(flush_records=1))
     hub.get("a").put_records(record * 3)

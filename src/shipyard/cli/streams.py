@@ -57,7 +57,12 @@ def _call(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
 def create_stream(
     name: str = typer.Argument(..., help="Stream name: letters, digits, '.', '_' and '-'."),
     shards: int = typer.Option(2, "--shards", min=1, max=1024, help="Shard count."),
-    retention_hours: float = typer.Option(24.0, "--retention-hours", help="Retention by age."),
+    retention_hours: float = typer.Option(
+        24.0, "--retention-hours", help="Keep landed records this many hours."
+    ),
+    retention_bytes: int | None = typer.Option(
+        None, "--retention-bytes", min=1, help="Keep at most this many bytes of landed records."
+    ),
     partition_key_field: str = typer.Option(
         "card_id", "--partition-key-field", help="Event field that keys NDJSON records."
     ),
@@ -71,6 +76,7 @@ def create_stream(
             "StreamName": name,
             "ShardCount": shards,
             "RetentionPeriodHours": retention_hours,
+            "RetentionBytes": retention_bytes,
             "PartitionKeyField": partition_key_field,
         },
     )
@@ -189,17 +195,24 @@ def _paced(events: list[dict[str, Any]], rate: float | None) -> Any:
 def _print_description(description: dict[str, Any]) -> None:
     table = Table(title=f"stream {description['StreamName']} ({description['StreamStatus']})")
     table.add_column("shard")
-    table.add_column("records", justify="right")
+    table.add_column("first held", justify="right")
+    table.add_column("next sequence", justify="right")
     table.add_column("bytes", justify="right")
     for shard in description["Shards"]:
+        sequences = shard["SequenceNumberRange"]
         table.add_row(
             shard["ShardId"],
-            f"{int(shard['SequenceNumberRange']['EndingSequenceNumber']):,}",
+            f"{int(sequences.get('StartingSequenceNumber', 0)):,}",
+            f"{int(sequences['EndingSequenceNumber']):,}",
             f"{shard['Bytes']:,}",
         )
     console.print(table)
+    size = description.get("RetentionBytes")
     console.print(
-        f"retention {description['RetentionPeriodHours']:g} h; NDJSON partition key "
+        f"backend {description.get('Backend', 'embedded')}; retention "
+        f"{description['RetentionPeriodHours']:g} h"
+        + (f" or {size:,} bytes" if size else "")
+        + "; NDJSON partition key "
         f"field {description['PartitionKeyField']!r}; consumer groups: "
         + (", ".join(f"{g} at {o}" for g, o in description["ConsumerGroups"].items()) or "none")
     )

@@ -1,8 +1,15 @@
-"""Ingest: events -> embedded durable stream -> landing zone of Parquet by event date and hour."""
+"""Ingest: events -> durable stream (embedded, NATS JetStream, Redis Streams) -> landing zone."""
 
 from __future__ import annotations
 
 from shipyard.ingest.api import create_ingest_routes
+from shipyard.ingest.backend import (
+    ShardStatus,
+    StreamBackend,
+    StreamSpec,
+    StreamStatus,
+    StreamStore,
+)
 from shipyard.ingest.client import Client, DeliveryReport, Undelivered
 from shipyard.ingest.drain import (
     FRAUD_EVENT_SCHEMA,
@@ -10,17 +17,11 @@ from shipyard.ingest.drain import (
     drain_to_landing,
     read_landing,
 )
-from shipyard.ingest.hub import StreamHub, StreamSettings
+from shipyard.ingest.hub import StreamHub
 from shipyard.ingest.metrics import IngestMetrics
 from shipyard.ingest.publish import PublishResult, publish_events
-from shipyard.ingest.stream import (
-    EmbeddedStream,
-    RecordBatch,
-    ShardStatus,
-    StreamBackend,
-    StreamStatus,
-    open_stream,
-)
+from shipyard.ingest.stores import open_stream, stream_store
+from shipyard.ingest.stream import EmbeddedStore, EmbeddedStream, RecordBatch
 from shipyard.ingest.worker import DrainPolicy, DrainWorker
 
 __all__ = [
@@ -30,7 +31,10 @@ __all__ = [
     "DeliveryReport",
     "Undelivered",
     "StreamHub",
-    "StreamSettings",
+    "StreamSpec",
+    "StreamStore",
+    "EmbeddedStore",
+    "stream_store",
     "create_ingest_routes",
     "FRAUD_EVENT_SCHEMA",
     "DrainResult",

@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.core.http import read_body_within
-from shipyard.ingest.hub import StreamDescription, StreamHub, StreamSettings
+from shipyard.ingest.backend import MAX_RETENTION_HOURS, MAX_SHARDS, StreamSpec
+from shipyard.ingest.hub import StreamDescription, StreamHub
 from shipyard.ingest.metrics import IngestMetrics
 from shipyard.ingest.records import MAX_REQUEST_BYTES, Entry, parse_batch
 from shipyard.ingest.worker import lag
@@ -61,7 +62,7 @@ def create_ingest_routes(
             )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            entries = parse_batch(body, content_type, hub.settings(name).partition_key_field)
+            entries = parse_batch(body, content_type, hub.spec(name).partition_key_field)
         except InvalidRequestError as exc:
             code = (
                 "SerializationException" if "not valid JSON" in str(exc) else "ValidationException"
@@ -100,9 +101,9 @@ def create_ingest_routes(
         parsed = _stream_spec(spec)
         if isinstance(parsed, str):
             return kinesis_error(400, "ValidationException", parsed)
-        name, shards, settings = parsed
+        name, stream_spec = parsed
         try:
-            created = hub.create(name, shards, settings)
+            created = hub.create(name, stream_spec)
         except StateError as exc:
             return kinesis_error(400, "ResourceInUseException", str(exc))
         except InvalidRequestError as exc:
@@ -136,24 +137,31 @@ def _unavailable(message: str) -> Response:
     )
 
 
-def _stream_spec(spec: dict[str, Any]) -> tuple[str, int, StreamSettings] | str:
+def _stream_spec(spec: dict[str, Any]) -> tuple[str, StreamSpec] | str:
     """The stream to create (Kinesis names or plain ones), or what is wrong with the request."""
     name = spec.get("StreamName", spec.get("name"))
     shards = spec.get("ShardCount", spec.get("shards", 2))
     retention = spec.get("RetentionPeriodHours", spec.get("retention_hours", 24))
+    size = spec.get("RetentionBytes", spec.get("retention_bytes"))
     key_field = spec.get("PartitionKeyField", spec.get("partition_key_field", "card_id"))
     problems = []
     if not isinstance(name, str):
         problems.append("StreamName must be a string")
-    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 1024:
-        problems.append("ShardCount must be an integer from 1 to 1024")
-    if not isinstance(retention, int | float) or isinstance(retention, bool) or retention <= 0:
-        problems.append("RetentionPeriodHours must be a positive number")
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        problems.append(f"ShardCount must be an integer from 1 to {MAX_SHARDS}")
+    if (
+        not isinstance(retention, int | float)
+        or isinstance(retention, bool)
+        or not 0 < retention <= MAX_RETENTION_HOURS
+    ):
+        problems.append(f"RetentionPeriodHours must be a number in (0, {MAX_RETENTION_HOURS:g}]")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        problems.append("RetentionBytes must be a positive integer")
     if not isinstance(key_field, str) or not key_field:
         problems.append("PartitionKeyField must be a field name")
     if problems:
         return "; ".join(problems)
-    return str(name), int(shards), StreamSettings(str(key_field), float(retention))
+    return str(name), StreamSpec(int(shards), float(retention), size, str(key_field))
 
 
 def _result(entry: Entry, put: Any) -> dict[str, Any]:
@@ -172,12 +180,17 @@ def _describe(description: StreamDescription) -> dict[str, Any]:
         "StreamDescription": {
             "StreamName": status.name,
             "StreamStatus": "ACTIVE",
-            "RetentionPeriodHours": description.settings.retention_hours,
-            "PartitionKeyField": description.settings.partition_key_field,
+            "RetentionPeriodHours": description.spec.retention_hours,
+            "RetentionBytes": description.spec.retention_bytes,
+            "PartitionKeyField": description.spec.partition_key_field,
+            "Backend": status.backend,
             "Shards": [
                 {
                     "ShardId": _shard_id(shard.shard),
-                    "SequenceNumberRange": {"EndingSequenceNumber": f"{shard.end_sequence:021d}"},
+                    "SequenceNumberRange": {
+                        "StartingSequenceNumber": f"{shard.first_sequence:021d}",
+                        "EndingSequenceNumber": f"{shard.end_sequence:021d}",
+                    },
                     "Bytes": shard.bytes,
                 }
                 for shard in status.shards

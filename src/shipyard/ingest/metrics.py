@@ -42,6 +42,11 @@ class IngestMetrics:
             "shipyard_drain_records", "Records landed in the landing zone.", ["stream"],
             registry=registry,
         )  # fmt: skip
+        self.trimmed = Counter(
+            "shipyard_stream_trimmed_records",
+            "Records dropped by retention (only ever after they landed).", ["stream"],
+            registry=registry,
+        )  # fmt: skip
         registry.register(_LagCollector(hub))
 
 

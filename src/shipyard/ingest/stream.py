@@ -14,66 +14,33 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
+import shutil
 import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from shipyard.core.config import EMBEDDED, Settings
-from shipyard.core.errors import ConfigError, InvalidRequestError, NotFoundError, StateError
-from shipyard.core.interfaces import Stream
+from shipyard.core.config import EMBEDDED
+from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.core.types import PutResult, StreamRecord
 
 # RecordBatch lives beside the log that reads it; the alias keeps it exported from here too.
 from shipyard.ingest._shardlog import RecordBatch as RecordBatch
 from shipyard.ingest._shardlog import ShardLog, atomic_write, fsync_dir, write_new_log
+from shipyard.ingest.backend import (
+    ShardStatus,
+    StreamSpec,
+    StreamStatus,
+    check_name,
+)
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
-MAX_SHARDS = 1024
 
-_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 _META = "stream.json"
-
-
-@dataclass(frozen=True)
-class ShardStatus:
-    """One shard's size: the next sequence it will write and the bytes of its log."""
-
-    shard: int
-    end_sequence: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class StreamStatus:
-    """A stream's state for status pages: shards and each consumer group's offsets."""
-
-    name: str
-    backend: str
-    shards: tuple[ShardStatus, ...]
-    groups: dict[str, tuple[int, ...]]
-
-    @property
-    def records(self) -> int:
-        return sum(s.end_sequence for s in self.shards)
-
-
-class StreamBackend(Stream, Protocol):
-    """What every ingest stream backend offers on top of ``Stream``: bulk reads and status."""
-
-    def read_batch(self, shard: int, from_sequence: int, max_records: int) -> RecordBatch:
-        """What ``read`` returns, as columns."""
-        ...
-
-    def end_sequence(self, shard: int) -> int: ...
-
-    def describe(self) -> StreamStatus: ...
 
 
 def wall_clock_ms() -> int:
@@ -91,17 +58,18 @@ class EmbeddedStream:
     """
 
     def __init__(
-        self, folder: Path, name: str, shard_count: int, lock_fd: int, clock_ms: Callable[[], int]
+        self, folder: Path, name: str, spec: StreamSpec, lock_fd: int, clock_ms: Callable[[], int]
     ) -> None:
         # Use create() or open(): they validate the name and hold the writer lock for us.
         self.name = name
         self.folder = folder
+        self._spec = spec
         self._lock_fd = lock_fd
         self._clock_ms = clock_ms
         self._closed = False
         self._shards: list[ShardLog] = []
         try:
-            for shard in range(shard_count):
+            for shard in range(spec.shards):
                 self._shards.append(ShardLog(folder / _shard_file(shard), shard))
         except BaseException:
             for opened in self._shards:
@@ -117,12 +85,16 @@ class EmbeddedStream:
         name: str,
         shards: int = 2,
         *,
+        spec: StreamSpec | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> EmbeddedStream:
-        """Create the stream (or open it if it exists with the same shard count)."""
+        """Create the stream (or open it if it exists with the same shard count).
+
+        ``spec`` gives retention and the partition-key field; without it, defaults with
+        ``shards`` shards.
+        """
         check_name("stream", name)
-        if not 1 <= shards <= MAX_SHARDS:
-            raise InvalidRequestError(f"shards must be 1..{MAX_SHARDS}, got {shards}")
+        spec = spec or StreamSpec(shards=shards)
         folder = Path(root) / name
         folder.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock_folder(folder, name)
@@ -130,19 +102,20 @@ class EmbeddedStream:
             meta_path = folder / _META
             if meta_path.exists():
                 existing = _read_meta(meta_path)
-                if existing != shards:
+                if existing.shards != spec.shards:
                     raise StateError(
-                        f"stream {name!r} already exists with {existing} shards, not {shards}; "
-                        "open it with its shard count or create another stream"
+                        f"stream {name!r} already exists with {existing.shards} shards, not "
+                        f"{spec.shards}; open it with its shard count or create another stream"
                     )
+                spec = existing
             else:
-                for shard in range(shards):
+                for shard in range(spec.shards):
                     write_new_log(folder / _shard_file(shard))
                 (folder / "groups").mkdir(exist_ok=True)
-                meta = {"format": 1, "name": name, "shards": shards}
+                meta = {"format": 1, "name": name, **spec.to_json()}
                 atomic_write(meta_path, orjson.dumps(meta))
                 fsync_dir(folder.parent)
-            return cls(folder, name, shards, lock_fd, clock_ms)
+            return cls(folder, name, spec, lock_fd, clock_ms)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -177,6 +150,10 @@ class EmbeddedStream:
     @property
     def shard_count(self) -> int:
         return len(self._shards)
+
+    @property
+    def spec(self) -> StreamSpec:
+        return self._spec
 
     def shard_for(self, partition_key: bytes) -> int:
         """The shard a key goes to: crc32, so it is the same in every process and release."""
@@ -272,6 +249,11 @@ class EmbeddedStream:
             atomic_write(self._group_path(group), orjson.dumps({"offsets": offsets}))
             self._groups[group] = offsets
 
+    def trim(self, now_ms: int, keep_from: dict[int, int]) -> int:
+        """Retention for the embedded log: not yet applied (segmented logs come next)."""
+        self._check_open()
+        return 0
+
     def describe(self) -> StreamStatus:
         """Shard sizes and consumer-group offsets, for status pages."""
         self._check_open()
@@ -279,7 +261,7 @@ class EmbeddedStream:
         groups: dict[str, tuple[int, ...]] = {}
         with self._groups_lock:
             for path in sorted((self.folder / "groups").glob("*.json")):
-                if _NAME.match(path.stem):
+                if _is_group_file(path):
                     groups[path.stem] = tuple(self._group_offsets(path.stem))
         return StreamStatus(self.name, EMBEDDED, shards, groups)
 
@@ -326,33 +308,13 @@ class EmbeddedStream:
         return cached
 
 
-def open_stream(
-    settings: Settings, name: str, shards: int = 2, create: bool = True
-) -> StreamBackend:
-    """The stream called ``name`` on the backend ``settings.stream_url`` selects."""
-    if settings.stream_url == EMBEDDED:
-        settings.ensure_home()
-        if create:
-            return EmbeddedStream.create(settings.stream_path, name, shards)
-        return EmbeddedStream.open(settings.stream_path, name)
-    raise ConfigError(
-        f"SHIPYARD_STREAM_URL={settings.stream_url!r} is not a stream backend Shipyard has; "
-        f"use {EMBEDDED!r} (NATS JetStream and Redis Streams backends are planned)"
-    )
-
-
-def check_name(kind: str, name: str) -> str:
-    """Refuse names that are not 1-128 of [a-zA-Z0-9_.-] or that are path tricks."""
-    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
-        raise InvalidRequestError(
-            f"{kind} name {name!r} is not usable: use 1-128 letters, digits, '_', '.' or '-'"
-        )
-    return name
-
-
-def _read_meta(path: Path) -> int:
+def _read_meta(path: Path) -> StreamSpec:
     meta: dict[str, Any] = orjson.loads(path.read_bytes())
-    return int(meta["shards"])
+    # Streams created before the spec lived here kept their API settings in ingest.json.
+    legacy = path.with_name("ingest.json")
+    if "retention_hours" not in meta and legacy.exists():
+        meta = {**orjson.loads(legacy.read_bytes()), **meta}
+    return StreamSpec.from_json(meta)
 
 
 def _lock_folder(folder: Path, name: str) -> int:
@@ -372,5 +334,46 @@ def _lock_folder(folder: Path, name: str) -> int:
     return fd
 
 
+def _is_group_file(path: Path) -> bool:
+    try:
+        check_name("consumer group", path.stem)
+    except InvalidRequestError:
+        return False
+    return True
+
+
 def _shard_file(shard: int) -> str:
     return f"shard-{shard:04d}.log"
+
+
+class EmbeddedStore:
+    """The embedded streams under one folder (``SHIPYARD_HOME/streams`` by default)."""
+
+    backend = EMBEDDED
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def create(self, name: str, spec: StreamSpec) -> EmbeddedStream:
+        check_name("stream", name)
+        if name in EmbeddedStream.known(self.root):
+            raise StateError(f"stream {name!r} already exists")
+        self.root.mkdir(parents=True, exist_ok=True)
+        return EmbeddedStream.create(self.root, name, spec=spec)
+
+    def open(self, name: str) -> EmbeddedStream:
+        return EmbeddedStream.open(self.root, name)
+
+    def names(self) -> list[str]:
+        return EmbeddedStream.known(self.root)
+
+    def delete(self, name: str) -> None:
+        # Opening takes the stream's lock, so this refuses a stream another holder has open.
+        EmbeddedStream.open(self.root, name).close()
+        folder = self.root / name
+        (folder / _META).unlink()  # from here on the stream does not exist
+        fsync_dir(folder)
+        shutil.rmtree(folder)
+
+    def close(self) -> None:
+        """Nothing to release: each stream holds its own files."""

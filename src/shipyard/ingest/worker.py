@@ -23,6 +23,7 @@ class DrainPolicy:
     flush_age_s: float = 5.0
     tick_s: float = 0.5
     max_lag_records: int = 2_000_000  # beyond this, the ingest API pushes back
+    retention_every_s: float = 10.0
 
 
 def lag(hub: StreamHub, name: str, group: str = LANDING_GROUP) -> int:
@@ -49,6 +50,7 @@ class DrainWorker:
         self.store = store
         self.policy = policy
         self._waiting_since: dict[str, float] = {}
+        self._trimmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.landed_records = 0
@@ -72,7 +74,27 @@ class DrainWorker:
             except Exception:  # one stuck stream must not starve the others
                 logger.exception("draining stream %s failed; the other streams go on", name)
         self.landed_records += landed
+        if force or now - self._trimmed_at >= self.policy.retention_every_s:
+            self._trimmed_at = now
+            self.apply_retention()
         return landed
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Trim every stream to its retention, keeping what has not landed; records dropped."""
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        dropped = 0
+        for name in self.hub.names():
+            try:
+                stream = self.hub.get(name)
+                landed = {s: stream.committed(LANDING_GROUP, s) for s in range(stream.shard_count)}
+                trimmed = stream.trim(now_ms, landed)
+            except Exception:  # one stream's failure must not stop retention on the others
+                logger.exception("applying retention to stream %s failed", name)
+                continue
+            if self.metrics is not None and trimmed:
+                self.metrics.trimmed.labels(name).inc(trimmed)
+            dropped += trimmed
+        return dropped
 
     def _drain_if_due(self, name: str, now: float, *, force: bool) -> int:
         pending = lag(self.hub, name)

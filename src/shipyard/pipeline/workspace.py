@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from shipyard.core.config import Settings
 from shipyard.core.types import ModelRef
-from shipyard.ingest import StreamHub
+from shipyard.ingest import StreamHub, stream_store
 from shipyard.monitor import (
     ALARM,
     AlarmManager,
@@ -67,7 +67,7 @@ class Workspace:
         endpoints = EndpointService(meta, store, registry, metrics)
         rollbacks = RollbackController(registry, endpoints)
         alarms = AlarmManager(metrics, meta)
-        streams = StreamHub(settings.stream_path)
+        streams = StreamHub(stream_store(settings))
         workspace = cls(
             settings, meta, store, registry, metrics, endpoints, alarms, rollbacks, streams
         )
