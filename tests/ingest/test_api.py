@@ -81,6 +81,21 @@ def test_one_bad_record_does_not_block_the_good_ones(
     assert all(r.get("ErrorCode") == "InvalidArgumentException" for r in results[1:5])
 
 
+def test_a_stream_is_described_with_its_retention(
+    server: tuple[BackgroundServer, Workspace],
+) -> None:
+    running, _ = server
+    spec = {"StreamName": "small", "ShardCount": 1, "RetentionPeriodHours": 2,
+            "RetentionBytes": 10_000_000, "PartitionKeyField": "merchant_id"}  # fmt: skip
+    assert httpx.post(f"{running.url}/api/v1/streams", json=spec).status_code == 201
+    described = httpx.get(f"{running.url}/api/v1/streams/small").json()["StreamDescription"]
+    assert described["RetentionPeriodHours"] == 2
+    assert described["RetentionBytes"] == 10_000_000
+    assert described["PartitionKeyField"] == "merchant_id"
+    assert described["Backend"] == "embedded"
+    assert described["Shards"][0]["SequenceNumberRange"]["StartingSequenceNumber"] == "0" * 21
+
+
 def test_ndjson_uses_the_streams_partition_key_field(
     server: tuple[BackgroundServer, Workspace],
 ) -> None:
@@ -112,6 +127,14 @@ STREAMS = "/api/v1/streams"
         (STREAMS, b'{"StreamName": "cards"}', JSON, 400, "ResourceInUseException"),
         (STREAMS, b'{"StreamName": "x", "ShardCount": 0}', JSON, 400, "ValidationException"),
         (STREAMS, b'{"StreamName": "../x"}', JSON, 400, "ValidationException"),
+        (STREAMS, b'{"StreamName": "x", "RetentionBytes": 0}', JSON, 400, "ValidationException"),
+        (
+            STREAMS,
+            b'{"StreamName": "x", "RetentionPeriodHours": 1e9}',
+            JSON,
+            400,
+            "ValidationException",
+        ),  # fmt: skip
     ],
 )
 def test_bad_requests_name_the_problem(

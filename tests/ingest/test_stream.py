@@ -247,3 +247,57 @@ def test_a_failed_fsync_stops_writes_until_reopen(
     with EmbeddedStream.open(tmp_path, "fraud") as stream:
         assert [r.data for r in stream.read(0, 0, 10)] == [b"kept"]
         assert stream.put_records([(b"k", b"again")]) == [PutResult(0, 1)]
+
+
+def test_damage_before_later_writes_is_refused_not_cut(tmp_path: Path) -> None:
+    with EmbeddedStream.create(tmp_path, "fraud", shards=1) as stream:
+        stream.put_records([(b"k", payload(i)) for i in range(3)])
+        stream.put_records([(b"k", payload(i)) for i in range(3, 6)])
+    log = tmp_path / "fraud" / "shard-0000.log"
+    data = bytearray(log.read_bytes())
+    data[30] ^= 0xFF  # inside the first record: the second write's records follow it
+    log.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="acknowledged records, not a torn write"):
+        EmbeddedStream.open(tmp_path, "fraud")
+    assert log.read_bytes() == bytes(data)  # nothing was cut away
+    assert not list(log.parent.glob("*.torn-*"))
+
+
+def test_a_torn_last_write_is_cut_even_when_its_later_frames_survived(tmp_path: Path) -> None:
+    with EmbeddedStream.create(tmp_path, "fraud", shards=1) as stream:
+        stream.put_records([(b"k", payload(0))])
+        stream.put_records([(b"k", payload(i)) for i in range(1, 4)])
+    log = tmp_path / "fraud" / "shard-0000.log"
+    data = bytearray(log.read_bytes())
+    first_of_last_write = 8 + 16 + len(payload(0))
+    data[first_of_last_write + 20] ^= 0xFF  # the write's first page did not reach the disk
+    log.write_bytes(bytes(data))
+    with EmbeddedStream.open(tmp_path, "fraud") as stream:
+        assert [r.data for r in stream.read(0, 0, 10)] == [payload(0)]
+        assert stream.put_records([(b"k", b"next")]) == [PutResult(0, 1)]
+
+
+def test_segments_roll_and_reads_span_them(tmp_path: Path) -> None:
+    from shipyard.ingest import StreamSpec
+
+    spec = StreamSpec(shards=1, retention_bytes=256 * 1024)  # 64 KiB segments
+    big = b"y" * 3000
+    with EmbeddedStream.create(tmp_path, "fraud", spec=spec) as stream:
+        for start in range(0, 200, 20):
+            stream.put_records([(b"k", big + b"%d" % i) for i in range(start, start + 20)])
+    segments = sorted((tmp_path / "fraud").glob("shard-0000*.log"))
+    assert len(segments) > 3
+    with EmbeddedStream.open(tmp_path, "fraud") as stream:
+        assert stream.spec == spec
+        batch = stream.read_batch(0, 10, 150)
+        assert batch.sequences == list(range(10, 160))
+        assert batch.payloads == [big + b"%d" % i for i in range(10, 160)]
+        dropped = stream.trim(T0_MS, {0: 200})
+        left = stream.read_batch(0, 0, 1000)
+        assert dropped + len(left) == 200
+        assert sum(len(p) + 16 for p in left.payloads) <= 256 * 1024
+        assert len(sorted((tmp_path / "fraud").glob("shard-0000*.log"))) < len(segments)
+    with EmbeddedStream.open(tmp_path, "fraud") as stream:  # the trim outlives a restart
+        assert stream.describe().shards[0].first_sequence == 200 - len(left)
+        assert stream.read_batch(0, 0, 1000).payloads == left.payloads
+        assert stream.put_records([(b"k", b"next")]) == [PutResult(0, 200)]

@@ -79,3 +79,23 @@ def test_one_stuck_stream_does_not_starve_the_others(settings: Settings) -> None
     hub.get("b").put_records(record * 2)
     assert worker.run_once() == 2  # "b" still lands
     hub.close()
+
+
+def test_retention_trims_only_what_has_landed(settings: Settings) -> None:
+    from shipyard.ingest import DrainWorker, StreamHub, StreamSpec, stream_store
+    from shipyard.storage import ObjectStore
+
+    hub = StreamHub(stream_store(settings))
+    store = ObjectStore(settings.resolved_store_url)
+    hub.create("a", StreamSpec(shards=1, retention_hours=1 / 3600))
+    record = [(b"k", b'{"event_id": "e", "event_time": "2026-11-05T09:15:00.123Z"}')]
+    stream = hub.get("a")
+    stream.put_records(record * 5)
+    worker = DrainWorker(hub, store, DrainPolicy(flush_records=10**6, flush_age_s=3600))
+    later_ms = time.time_ns() // 1_000_000 + 10_000
+    assert worker.apply_retention(later_ms) == 0  # old enough, but not landed
+    assert worker.run_once(force=True) == 5
+    assert worker.apply_retention(later_ms) == 5
+    assert stream.describe().shards[0].first_sequence == 5
+    assert read_landing(store, "landing/a").collect().height == 5
+    hub.close()

@@ -3,7 +3,9 @@
 Layout of a stream called ``fraud`` under ``root``::
 
     root/fraud/stream.json          name and shard count; the stream exists once this exists
-    root/fraud/shard-0000.log       shard 0's append-only log (format in ``_shardlog``)
+    root/fraud/shard-0000.log       shard 0's first log segment (format in ``_shardlog``)
+    root/fraud/shard-0000-{seq}.log later segments of shard 0, named by their first record
+    root/fraud/shard-0000.start     the first record of shard 0 retention has kept
     root/fraud/groups/landing.json  committed offsets of consumer group ``landing``, per shard
     root/fraud/.lock                flock held by the one process that owns the stream
 
@@ -27,10 +29,16 @@ import orjson
 from shipyard.core.config import EMBEDDED
 from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
 from shipyard.core.types import PutResult, StreamRecord
+from shipyard.ingest._shardlog import (
+    SEGMENT_BYTES,
+    ShardLog,
+    atomic_write,
+    fsync_dir,
+    write_new_log,
+)
 
 # RecordBatch lives beside the log that reads it; the alias keeps it exported from here too.
 from shipyard.ingest._shardlog import RecordBatch as RecordBatch
-from shipyard.ingest._shardlog import ShardLog, atomic_write, fsync_dir, write_new_log
 from shipyard.ingest.backend import (
     ShardStatus,
     StreamSpec,
@@ -70,7 +78,7 @@ class EmbeddedStream:
         self._shards: list[ShardLog] = []
         try:
             for shard in range(spec.shards):
-                self._shards.append(ShardLog(folder / _shard_file(shard), shard))
+                self._shards.append(ShardLog(folder, shard, _segment_bytes(spec)))
         except BaseException:
             for opened in self._shards:
                 opened.close()
@@ -250,14 +258,21 @@ class EmbeddedStream:
             self._groups[group] = offsets
 
     def trim(self, now_ms: int, keep_from: dict[int, int]) -> int:
-        """Retention for the embedded log: not yet applied (segmented logs come next)."""
+        """Apply the spec's retention, keeping every record at or after ``keep_from[shard]``."""
         self._check_open()
-        return 0
+        spec = self._spec
+        return sum(
+            log.trim(now_ms, keep_from.get(log.shard, 0), spec.retention_ms,
+                     spec.shard_retention_bytes)
+            for log in self._shards
+        )  # fmt: skip
 
     def describe(self) -> StreamStatus:
         """Shard sizes and consumer-group offsets, for status pages."""
         self._check_open()
-        shards = tuple(ShardStatus(s.shard, s.end_sequence, s.size) for s in self._shards)
+        shards = tuple(
+            ShardStatus(s.shard, s.end_sequence, s.size, s.start_sequence) for s in self._shards
+        )
         groups: dict[str, tuple[int, ...]] = {}
         with self._groups_lock:
             for path in sorted((self.folder / "groups").glob("*.json")):
@@ -340,6 +355,12 @@ def _is_group_file(path: Path) -> bool:
     except InvalidRequestError:
         return False
     return True
+
+
+def _segment_bytes(spec: StreamSpec) -> int:
+    """Segments small enough that size retention frees space in steps of a quarter budget."""
+    budget = spec.shard_retention_bytes
+    return SEGMENT_BYTES if budget is None else max(64 * 1024, min(SEGMENT_BYTES, budget // 4))
 
 
 def _shard_file(shard: int) -> str:
