@@ -17,6 +17,7 @@ from shipyard.cli.console import console
 from shipyard.core.config import load_settings
 from shipyard.core.errors import ConfigError, InvalidRequestError, NotFoundError
 from shipyard.ingest import Client, drain_to_landing, open_stream
+from shipyard.ingest.drain import LANDING_GROUP
 
 streams_app = typer.Typer(help="Create and describe streams on a running `shipyard server`.")
 ingest_app = typer.Typer(help="Send events to a stream, drain it to the landing zone, status.")
@@ -125,15 +126,36 @@ def send(
 
 
 @ingest_app.command("drain")
-def drain(stream: str = typer.Argument("card-events", help="Stream to drain.")) -> None:
-    """Land every record not yet landed as Parquet (one-off; the server must not own it)."""
+def drain(
+    stream: str = typer.Argument("card-events", help="Stream to drain."),
+    batch_records: int = typer.Option(
+        200_000, "--batch-records", min=1, help="Records per landing batch (bounds memory)."
+    ),
+) -> None:
+    """Land every record not yet landed as Parquet (one-off; the server must not own it).
+
+    Safe to kill at any moment: the next drain lands each record exactly once.
+    """
     from shipyard.storage import ObjectStore
 
     settings = load_settings()
     store = ObjectStore(settings.resolved_store_url)
     source = open_stream(settings, stream, create=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
     try:
-        result = drain_to_landing(source, store)
+        pending = sum(
+            source.end_sequence(s) - source.committed(LANDING_GROUP, s)
+            for s in range(source.shard_count)
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"landing {stream}", total=pending)
+            result = drain_to_landing(
+                source,
+                store,
+                batch_records=batch_records,
+                progress=lambda n: bar.advance(task, n),
+            )
     finally:
         source.close()
     console.print(
