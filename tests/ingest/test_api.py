@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -166,3 +167,21 @@ def test_batches_over_the_limits_are_refused(server: tuple[BackgroundServer, Wor
         headers={"Content-Type": "application/json"},
     )
     assert answer.status_code == 413
+
+
+def test_an_unreachable_stream_backend_is_a_retryable_503(tmp_path: Path) -> None:
+    # Nothing listens on port 1: every call reaches the backend and fails there.
+    settings = Settings(home=tmp_path / "home", stream_url="redis://127.0.0.1:1/0?prefix=down")
+    workspace = Workspace.open(settings)
+    with BackgroundServer(workspace) as running:
+        calls = [
+            httpx.post(f"{running.url}/streams/cards/records", json={"Records": [{"Data": {}}]}),
+            httpx.post(f"{running.url}/api/v1/streams", json={"StreamName": "cards"}),
+            httpx.get(f"{running.url}/api/v1/streams"),
+            httpx.get(f"{running.url}/api/v1/streams/cards"),
+        ]
+    workspace.close()
+    for answer in calls:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"]
+        assert "127.0.0.1:1" in answer.json()["message"]

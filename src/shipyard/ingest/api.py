@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
+from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError, StorageError
 from shipyard.core.http import read_body_within
 from shipyard.ingest.backend import MAX_RETENTION_HOURS, MAX_SHARDS, StreamSpec
 from shipyard.ingest.hub import StreamDescription, StreamHub
@@ -44,11 +44,13 @@ def create_ingest_routes(
         name = request.path_params["stream"]
         try:
             stream = hub.get(name)
+            behind = lag(hub, name) if max_lag_records is not None else 0
         except NotFoundError as exc:
             return kinesis_error(400, "ResourceNotFoundException", str(exc))
-        except StateError as exc:  # owned by another process, or shutting down: retryable
+        # Owned by another process, shutting down, or the backend server is unreachable.
+        except (StateError, StorageError) as exc:
             return _unavailable(str(exc))
-        if max_lag_records is not None and lag(hub, name) > max_lag_records:
+        if max_lag_records is not None and behind > max_lag_records:
             if metrics is not None:
                 metrics.backpressure.labels(name).inc()
             return _unavailable(
@@ -75,7 +77,8 @@ def create_ingest_routes(
         try:
             # fsync happens in put_records: keep it off the event loop.
             results = iter(await run_in_threadpool(stream.put_records, good) if good else [])
-        except StateError as exc:  # closed under us by a shutdown: nothing was acknowledged
+        # Closed under us by a shutdown, or the backend failed: nothing was acknowledged.
+        except (StateError, StorageError) as exc:
             return _unavailable(str(exc))
         shaped: list[dict[str, Any]] = []
         for entry in entries:
@@ -108,6 +111,8 @@ def create_ingest_routes(
             return kinesis_error(400, "ResourceInUseException", str(exc))
         except InvalidRequestError as exc:
             return kinesis_error(400, "ValidationException", str(exc))
+        except StorageError as exc:
+            return _unavailable(str(exc))
         return JSONResponse(_describe(created), status_code=201)
 
     async def describe_stream(request: Request) -> Response:
@@ -115,11 +120,14 @@ def create_ingest_routes(
             return JSONResponse(_describe(hub.describe(request.path_params["stream"])))
         except NotFoundError as exc:
             return kinesis_error(400, "ResourceNotFoundException", str(exc))
-        except StateError as exc:
+        except (StateError, StorageError) as exc:
             return _unavailable(str(exc))
 
     async def list_streams(request: Request) -> Response:
-        return JSONResponse({"StreamNames": hub.names()})
+        try:
+            return JSONResponse({"StreamNames": hub.names()})
+        except StorageError as exc:
+            return _unavailable(str(exc))
 
     return [
         Route("/streams/{stream}/records", put_records, methods=["POST"]),
