@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from shipyard.registry.registry import (
+from shipyard.registry.actions import ActionOutcome, ModelActions, Redeployment, RegistryActions
+from shipyard.registry.api import create_registry_routes
+from shipyard.registry.model import (
+    APPROVAL_STATUSES,
     APPROVED,
     PENDING,
+    PRODUCTION,
     REJECTED,
-    ModelRegistry,
+    AliasMove,
+    ApprovalChange,
+    HistoryEntry,
+    ModelGroup,
     ModelVersion,
+    alias_name,
 )
+from shipyard.registry.registry import ModelRegistry
 
-__all__ = ["APPROVED", "PENDING", "REJECTED", "ModelRegistry", "ModelVersion"]
+__all__ = [
+    "APPROVAL_STATUSES",
+    "APPROVED",
+    "PENDING",
+    "PRODUCTION",
+    "REJECTED",
+    "ActionOutcome",
+    "AliasMove",
+    "ApprovalChange",
+    "HistoryEntry",
+    "ModelActions",
+    "ModelGroup",
+    "ModelRegistry",
+    "ModelVersion",
+    "Redeployment",
+    "RegistryActions",
+    "alias_name",
+    "create_registry_routes",
+]
