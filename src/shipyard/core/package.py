@@ -1,9 +1,10 @@
 """The model package: the unit of deployment.
 
 A package is a folder in the object store holding the model in its framework's native safe
-format (XGBoost UBJ; never pickle) and ``package.json``: the feature preparation, the input
-signature, metrics, parameters, and the sha256 of the model file. The registry records the
-sha256 of ``package.json`` itself, so one recorded hash pins every byte that gets loaded.
+format (XGBoost UBJ, LightGBM text or scikit-learn via skops; never pickle, see
+:mod:`shipyard.core.artifacts`) and ``package.json``: the framework, the feature preparation,
+the input signature, metrics, parameters, and the sha256 of the model file. The registry records
+the sha256 of ``package.json`` itself, so one recorded hash pins every byte that gets loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from shipyard.core.artifacts import (
+    ARTIFACT_NAMES,
+    check_framework,
+    load_native,
+    predict_positive,
+)
 from shipyard.core.errors import IntegrityError, ModelFault, StorageError
 from shipyard.core.features import FeaturePrep
 
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 FORMAT_VERSION = 1
 MANIFEST_NAME = "package.json"
-XGBOOST_ARTIFACT = "model.ubj"
+XGBOOST_ARTIFACT = ARTIFACT_NAMES["xgboost"]
 
 
 @dataclass(frozen=True)
@@ -61,13 +68,14 @@ class StoredPackage:
 
 def write_package(store: ObjectStore, prefix: str, contents: PackageContents) -> StoredPackage:
     """Store the model file, then the manifest that names its sha256."""
-    model_sha = store.put_bytes(f"{prefix}/{XGBOOST_ARTIFACT}", contents.model_bytes)
+    artifact = ARTIFACT_NAMES[check_framework(contents.framework, "the package")]
+    model_sha = store.put_bytes(f"{prefix}/{artifact}", contents.model_bytes)
     prep = contents.prep.to_dict()
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "framework": contents.framework,
         "framework_version": contents.framework_version,
-        "artifact": {"name": XGBOOST_ARTIFACT, "sha256": model_sha},
+        "artifact": {"name": artifact, "sha256": model_sha},
         "prep": prep,
         "signature": {
             "inputs": [
@@ -93,16 +101,17 @@ def write_package(store: ObjectStore, prefix: str, contents: PackageContents) ->
 
 
 class PackagedModel:
-    """A loaded, verified package that scores raw events."""
+    """A loaded, verified package that scores raw events.
+
+    ``booster`` is the framework's fitted model: an XGBoost or LightGBM ``Booster``, or a
+    scikit-learn estimator.
+    """
 
     def __init__(self, manifest: dict[str, Any], model_bytes: bytes) -> None:
-        import xgboost as xgb
-
         self.manifest = manifest
+        self.framework = check_framework(manifest.get("framework", "xgboost"), "the package")
         self.prep = FeaturePrep.from_dict(manifest["prep"])
-        self.booster = xgb.Booster()
-        self.booster.load_model(bytearray(model_bytes))
-        self.booster.set_param({"nthread": 1})
+        self.booster = load_native(self.framework, model_bytes)
         fault = manifest.get("fault_injection") or {}
         self._error_rate = float(fault.get("error_rate", 0.0))
         self._fault_rng = random.Random(int(fault.get("seed", 0)))
@@ -123,8 +132,8 @@ class PackagedModel:
         prepared = self.prep.transform(events)
         if len(events) == 0:
             return np.zeros(0, dtype=np.float32), prepared.unseen_counts
-        scores = self.booster.inplace_predict(prepared.matrix)
-        return np.asarray(scores, dtype=np.float32), prepared.unseen_counts
+        scores = predict_positive(self.framework, self.booster, prepared.matrix)
+        return scores, prepared.unseen_counts
 
 
 def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) -> PackagedModel:
@@ -147,8 +156,17 @@ def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) ->
     if not isinstance(artifact, dict) or missing:
         raise StorageError(f"{manifest_uri} is not a complete package manifest")
     name, sha = artifact.get("name"), artifact.get("sha256")
-    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+    if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
         raise IntegrityError(f"{manifest_uri} names an artifact outside its package folder")
+    framework = manifest.get("framework", "xgboost")
+    check_framework(framework, manifest_uri)
+    if name != ARTIFACT_NAMES[framework]:
+        # The file's name says which loader reads it; a mismatch would hand e.g. a skops
+        # file to another framework's parser.
+        raise IntegrityError(
+            f"{manifest_uri} names artifact {name!r} for framework {framework!r}, "
+            f"which stores {ARTIFACT_NAMES[framework]!r}"
+        )
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
         # Without a hash the model file would load unverified.
         raise IntegrityError(f"{manifest_uri} does not pin its artifact with a sha256")
