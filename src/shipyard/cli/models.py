@@ -123,10 +123,21 @@ def approve_command(
     reason: str = REASON_OPTION,
     actor: str | None = ACTOR_OPTION,
     deploy: str | None = DEPLOY_OPTION,
+    skip_gate: bool = typer.Option(
+        False, "--skip-gate", help="Approve without the evaluation gate (needs --reason)."
+    ),
     url: str | None = URL_OPTION,
 ) -> None:
-    """Approve a version; with --deploy, switch an endpoint to it and make it production."""
-    body = {"actor": _actor(actor), "reason": reason, "deploy": deploy}
+    """Approve a version; with --deploy, switch an endpoint to it and make it production.
+
+    When the group has a production version and this one's lineage names its training data,
+    the evaluation gate first scores both on this version's holdout and refuses a candidate
+    worse beyond tolerance, saying by how much.
+    """
+    if skip_gate and not reason.strip():
+        raise typer.BadParameter("--skip-gate needs --reason, for the audit log")
+    body: dict[str, Any] = {"actor": _actor(actor), "reason": reason, "deploy": deploy}
+    body["skip_gate"] = skip_gate or None
     _print_outcome(_call(url, "POST", f"/{_name(group)}/versions/{version}/approve", body))
 
 

@@ -8,6 +8,7 @@ or job id. Errors are one line on stderr.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import signal
 import sys
@@ -19,7 +20,9 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -38,11 +41,15 @@ from shipyard.train import (
     STOPPED,
     StopSignal,
     TrainingJob,
+    TrainSpec,
+    check_spec,
     get_job,
     job_events,
     list_jobs,
     load_spec,
+    spec_to_dict,
 )
+from shipyard.train.tune import TrialRecord, TuningStudy
 
 train_app = typer.Typer(
     help="Train models as jobs: checkpointed, resumable after a kill, registered on completion.",
@@ -54,9 +61,13 @@ _BAD_INPUT = (ConfigError, DataError, NotFoundError, InvalidRequestError)
 _STATUS_STYLE = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
 
 
+_ENGINE_HELP = "Override the spec's engine: local, or spark (XGBoost across Spark tasks)."
+
+
 @train_app.command("run")
 def run_command(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The training job spec (YAML).")],
+    engine: Annotated[str | None, typer.Option("--engine", help=_ENGINE_HELP)] = None,
 ) -> None:
     """Start a training job; it registers its model (PendingManualApproval) when it completes."""
     from shipyard.pipeline.training import run_training
@@ -68,7 +79,7 @@ def run_command(
         _announce(job)
 
     with _one_line_errors(started):
-        loaded = load_spec(spec)
+        loaded = _with_engine(load_spec(spec), engine)
         with _workspace() as workspace, _stop_on_signals() as stop, _bar() as progress:
             job = run_training(
                 workspace, loaded, progress=progress, stop=stop, actor=_actor(), on_created=announce
@@ -201,6 +212,99 @@ def describe_command(
             f"{event['at']:%H:%M:%S}", event["action"], change, event["reason"], event["actor"]
         )
     console.print(events)
+
+
+@train_app.command("tune")
+def tune_command(
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The training job spec (YAML).")],
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget.")] = 20,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=1, help="Stop starting trials after S s.")
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="auc_pr or auc_roc.")] = "auc_pr",
+    report_every: Annotated[
+        int | None, typer.Option("--report-every", min=1, help="Rounds between prune checks.")
+    ] = None,
+    write_best: Annotated[
+        Path | None, typer.Option("--write-best", help="Write the best trial's spec here.")
+    ] = None,
+    train_best: Annotated[
+        bool, typer.Option("--train-best", help="Then run a job with the best trial's spec.")
+    ] = False,
+    engine: Annotated[str | None, typer.Option("--engine", help=_ENGINE_HELP)] = None,
+) -> None:
+    """Tune hyperparameters with Optuna (TPE, median pruning); every trial is recorded."""
+    from shipyard.pipeline.training import run_training
+    from shipyard.train.tune import tune
+
+    def show(trial: TrialRecord) -> None:
+        console.print(
+            f"trial {trial.number}: {trial.state} after {trial.rounds} rounds: {trial.reason}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+    with _one_line_errors([]):
+        loaded = _with_engine(load_spec(spec), engine)
+        with _workspace() as workspace:
+            study = tune(
+                workspace.meta, workspace.store, loaded, trials=trials, timeout_s=timeout,
+                metric=metric, report_every=report_every, actor=_actor(), on_trial=show,
+            )  # fmt: skip
+            _print_trials(study)
+            best = study.best_spec()
+            if write_best is not None:
+                data = spec_to_dict(best)
+                write_best.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+                console.print(f"wrote the best trial's spec to {write_best}", markup=False)
+            if not train_best:
+                return
+            with _stop_on_signals() as stop, _bar() as progress:
+                job = run_training(workspace, best, progress=progress, stop=stop, actor=_actor())
+    _conclude(job)
+
+
+@train_app.command("trials")
+def trials_command(
+    study_id: Annotated[str, typer.Argument(metavar="STUDY", help="A tuning study id.")],
+) -> None:
+    """List a tuning study's trials: hyperparameters, metric, state (Complete/Pruned/Failed)."""
+    from shipyard.train.tune import get_study
+
+    with _one_line_errors([]), _workspace() as workspace:
+        study = get_study(workspace.meta, study_id)
+    _print_trials(study)
+
+
+def _print_trials(study: TuningStudy) -> None:
+    table = Table(title=f"{study.id}: {study.status}, {study.metric}", title_justify="left")
+    for column in ("trial", "state", study.metric, "rounds", "hyperparameters"):
+        table.add_column(column, overflow="fold")
+    for trial in study.trials:
+        best = " *" if trial.number == study.best_number else ""
+        value = "-" if trial.value is None else f"{trial.value:.4f}"
+        params = ", ".join(f"{k}={_param(v)}" for k, v in trial.hyperparameters.items())
+        style = {"Complete": "green", "Pruned": "yellow", "Failed": "red"}.get(trial.state, "cyan")
+        table.add_row(
+            f"{trial.number}{best}", f"[{style}]{trial.state}[/]", value, str(trial.rounds),
+            escape(params),
+        )  # fmt: skip
+    console.print(table)
+    if study.best_number is not None and study.best_value is not None:
+        console.print(
+            f"best: trial {study.best_number}, {study.metric} {study.best_value:.4f}",
+            markup=False,
+        )
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _with_engine(spec: TrainSpec, engine: str | None) -> TrainSpec:
+    if engine is None:
+        return spec
+    return check_spec(dataclasses.replace(spec, engine=engine), source="--engine")
 
 
 def _checkpoint_text(job: TrainingJob) -> str:

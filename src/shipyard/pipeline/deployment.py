@@ -22,6 +22,7 @@ from starlette.routing import Route
 from shipyard.core.errors import ShipyardError, StateError
 from shipyard.core.names import check_name
 from shipyard.core.types import ModelRef
+from shipyard.pipeline.gate import EvaluationGate
 from shipyard.pipeline.workspace import Workspace
 from shipyard.registry import (
     APPROVED,
@@ -37,9 +38,10 @@ from shipyard.serve import IN_SERVICE, EndpointDescription, EndpointService, Var
 
 
 def registry_routes(workspace: Workspace) -> list[Route]:
-    """The registry's HTTP routes, with approvals and rejections wired to the endpoints."""
+    """The registry's HTTP routes: approvals gated by evaluation, and wired to the endpoints."""
+    gate = EvaluationGate(workspace)
     return create_registry_routes(
-        workspace.registry, Deployments(workspace.registry, workspace.endpoints)
+        workspace.registry, Deployments(workspace.registry, workspace.endpoints, gate)
     )
 
 
@@ -50,16 +52,33 @@ class Deployments:
     leave an endpoint on one version and ``production`` on the other.
     """
 
-    def __init__(self, registry: ModelRegistry, endpoints: EndpointService) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        endpoints: EndpointService,
+        gate: EvaluationGate | None = None,
+    ) -> None:
         self.registry = registry
         self.endpoints = endpoints
+        self.gate = gate
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
     def approve(
-        self, group: str, version: int, *, actor: str, reason: str, deploy_to: str | None = None
+        self,
+        group: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        deploy_to: str | None = None,
+        skip_gate: bool = False,
     ) -> ActionOutcome:
         with self._serialised(group):
+            if self.gate is not None:
+                # Before any change: a refused candidate leaves status and endpoints as they are.
+                self.registry.check_approval(group, version, APPROVED, actor=actor, reason=reason)
+                self.gate.check(group, version, actor=actor, reason=reason, skip=skip_gate)
             if deploy_to is None:
                 change = self.registry.update_approval(
                     group, version, APPROVED, actor=actor, reason=reason

@@ -57,10 +57,21 @@ class ActionOutcome:
 
 
 class ModelActions(Protocol):
-    """Approve, reject and promote; ``deploy_to`` names an endpoint to switch to the version."""
+    """Approve, reject and promote; ``deploy_to`` names an endpoint to switch to the version.
+
+    ``skip_gate`` approves without the evaluation gate an implementation may run (the reason
+    says why); an implementation without a gate has nothing to skip.
+    """
 
     def approve(
-        self, group: str, version: int, *, actor: str, reason: str, deploy_to: str | None = None
+        self,
+        group: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        deploy_to: str | None = None,
+        skip_gate: bool = False,
     ) -> ActionOutcome: ...
 
     def reject(self, group: str, version: int, *, actor: str, reason: str) -> ActionOutcome: ...
@@ -84,7 +95,14 @@ class RegistryActions:
         self.registry = registry
 
     def approve(
-        self, group: str, version: int, *, actor: str, reason: str, deploy_to: str | None = None
+        self,
+        group: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        deploy_to: str | None = None,
+        skip_gate: bool = False,
     ) -> ActionOutcome:
         _refuse_deploy(deploy_to)
         change = self.registry.update_approval(group, version, APPROVED, actor=actor, reason=reason)

@@ -5,7 +5,8 @@
     GET  /api/v1/models/{group}/history                      the group's audit log
     GET  /api/v1/models/{group}/versions/{version|alias}     one version
     GET  /api/v1/models/{group}/versions/{version}/history   one version's audit log
-    POST /api/v1/models/{group}/versions/{version}/approve   {"actor", "reason", "deploy"}
+    POST /api/v1/models/{group}/versions/{version}/approve   {"actor", "reason", "deploy",
+                                                              "skip_gate"}
     POST /api/v1/models/{group}/versions/{version}/reject    {"actor", "reason"}
     POST /api/v1/models/{group}/versions/{version}/promote   {"alias" | "stage", "actor",
                                                               "reason", "deploy"}
@@ -85,10 +86,14 @@ def create_registry_routes(registry: ModelRegistry, actions: ModelActions) -> li
         return JSONResponse({"History": [history_json(e) for e in entries]})
 
     async def approve(request: Request) -> Response:
-        body = await _body(request, deploy=str)
+        body = await _body(request, deploy=str, skip_gate=bool)
         outcome = await run_in_threadpool(
             lambda: actions.approve(
-                _group(request), _version(request), deploy_to=body.get("deploy"), **_note(body)
+                _group(request),
+                _version(request),
+                deploy_to=body.get("deploy"),
+                skip_gate=body.get("skip_gate", False),
+                **_note(body),
             )
         )
         return JSONResponse(outcome_json(outcome))

@@ -213,6 +213,51 @@ class ModelRegistry:
             assert now is not None  # locked above
         return ApprovalChange(now, current, tuple(m for m in moves if m.moved))
 
+    def record_evaluation(
+        self,
+        group: str,
+        version: int,
+        metrics: dict[str, float],
+        *,
+        outcome: str,
+        details: dict[str, Any],
+        actor: str = "system",
+        reason: str = "",
+    ) -> ModelVersion:
+        """Add ``metrics`` to the version's (an evaluation after registration) and audit it.
+
+        ``outcome`` (e.g. passed, refused, skipped) is the event's to-state; ``details`` the
+        whole evaluation, kept in the audit log.
+        """
+        check_version_number(version)
+        check_note(actor, reason)
+        ref = ModelRef(group, version)
+        with self.meta.transaction() as connection:
+            _rows.lock_group(connection, group)
+            current = _rows.read_version(connection, group, version)
+            if current is None:
+                raise _rows.unknown_version(connection, group, version)
+            connection.execute(
+                model_versions.update()
+                .where(
+                    (model_versions.c.group_name == group) & (model_versions.c.version == version)
+                )
+                .values(metrics={**current.metrics, **metrics})
+            )
+            record_event(
+                connection,
+                entity_kind="model",
+                entity_id=str(ref),
+                action="evaluation",
+                to_state=outcome,
+                reason=reason,
+                actor=actor,
+                details=details,
+            )
+            now = _rows.read_version(connection, group, version)
+            assert now is not None  # locked above
+        return now
+
     def check_approval(
         self, group: str, version: int, status: str, *, actor: str = "system", reason: str = ""
     ) -> None:
