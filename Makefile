@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .shipyard .pytest_cache .mypy_cache .ruff_cache

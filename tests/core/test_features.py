@@ -69,3 +69,10 @@ def test_integers_from_json_are_accepted_and_strings_refused() -> None:
 def test_unfitted_prep_says_so() -> None:
     with pytest.raises(NotFittedError, match="call fit"):
         FeaturePrep(["amount"]).transform(TRAIN)
+
+
+def test_values_beyond_float32_are_missing_not_a_fault() -> None:
+    huge = TRAIN.with_columns(pl.Series("amount", [1e100, 20.0, 1e300]))
+    matrix = _prep().transform(huge).matrix  # no overflow warning: warnings are errors here
+    assert np.isnan(matrix[[0, 2], 0]).all() and np.isnan(matrix[[0, 2], 3]).all()
+    assert matrix[1, 0] == 20.0

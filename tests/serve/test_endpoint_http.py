@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
 import httpx
 import numpy as np
@@ -134,7 +136,8 @@ BAD_BODIES = [
     (b'{"amount": {"a": 1}}', "application/json", "objects or lists"),
     (b'{"amount": [1, 2]}', "application/json", "objects or lists"),
     (b"[1, 2]", "application/json", "not an event object"),
-    (b'{"instances": {}}', "application/json", "list of event objects"),
+    (b'{"instances": {}}', "application/json", "empty object"),
+    (b'{"instances": 5}', "application/json", "list of event objects"),
     (b'{"a": 1}\n[2]\n', "application/jsonlines", "line 2"),
 ]
 
@@ -170,7 +173,7 @@ def test_values_the_contract_refuses_are_refused(
 
 
 def test_an_oversized_chunked_body_is_refused(server: BackgroundServer) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(7):
             yield b" " * (1024 * 1024)
 

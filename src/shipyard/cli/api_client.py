@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from shipyard.core.config import load_settings
+from shipyard.core.config import auth_headers, load_settings
 from shipyard.core.errors import (
     ConfigError,
     InvalidRequestError,
@@ -81,7 +81,8 @@ async def _remote(
     url: str, method: str, path: str, body: Any, params: dict[str, str] | None
 ) -> Any:
     timeout = httpx.Timeout(120.0, connect=2.0)  # a rollback loads a model
-    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+    headers = auth_headers(load_settings().api_key)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers) as client:
         return _answer(await client.request(method, path, json=body, params=params))
 
 

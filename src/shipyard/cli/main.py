@@ -8,10 +8,16 @@ import typer
 from rich.table import Table
 
 from shipyard._version import __version__
+from shipyard.cli.alarms import alarms_app
 from shipyard.cli.console import RichNarrator, console
+from shipyard.cli.endpoints import endpoints_app
 from shipyard.cli.generate import generate_command
 from shipyard.cli.lineage import datasets_command, lineage_command
+from shipyard.cli.models import models_app
+from shipyard.cli.monitor import monitor_app
+from shipyard.cli.prometheus import prometheus_rules_command
 from shipyard.cli.streams import ingest_app, streams_app
+from shipyard.cli.train import train_app
 from shipyard.cli.validate import validate_app
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
@@ -31,8 +37,14 @@ app.command("lineage", help="Show what a dataset or model version was made from,
 )
 app.command("datasets", help="List recorded datasets with their lineage parents.")(datasets_command)
 app.add_typer(validate_app, name="validate", help="Validate datasets against data contracts.")
+app.add_typer(train_app, name="train", help="Train models as checkpointed, resumable jobs.")
 app.add_typer(streams_app, name="streams", help="Create and describe streams on a server.")
 app.add_typer(ingest_app, name="ingest", help="Send events, drain to the landing zone, status.")
+app.add_typer(models_app, name="models", help="Model registry: versions, approval, aliases.")
+app.add_typer(monitor_app, name="monitor", help="Model Monitor: drift, quality, schedules.")
+monitor_app.command("prometheus-rules")(prometheus_rules_command)
+app.add_typer(alarms_app, name="alarms", help="CloudWatch-style alarms and their history.")
+app.add_typer(endpoints_app, name="endpoints", help="Endpoints: create, update, roll back, ...")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -91,18 +103,22 @@ def demo(
 def server(
     host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Port to bind (default 8080)."),
+    workers: int = typer.Option(
+        None, "--workers", help="Inference worker processes (default: one per core)."
+    ),
 ) -> None:
     """Serve every InService endpoint over HTTP (SageMaker runtime contract), with alarms."""
     from shipyard.pipeline import Workspace, listen_socket, serve_forever
 
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, workers=workers)
     workspace = Workspace.open(settings)
     try:
         sock = listen_socket(settings.host, settings.port)
         bound = sock.getsockname()[1]
         serving = [d.name for d in workspace.endpoints.list_endpoints() if d.status == "InService"]
         console.print(
-            f"Shipyard {__version__} on http://{settings.host}:{bound} serving "
+            f"Shipyard {__version__} on http://{settings.host}:{bound} "
+            f"({settings.worker_count} worker{'s' if settings.worker_count > 1 else ''}) serving "
             f"{', '.join(serving) or 'no endpoints yet'} (home {settings.home_path})",
             soft_wrap=True,
         )

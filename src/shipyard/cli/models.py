@@ -11,26 +11,20 @@ Exit codes: 0 done, 1 refused (unknown group or version, a change the state does
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.cli.api_client import call_api, default_actor
 from shipyard.cli.console import console
-from shipyard.core.config import load_settings
-from shipyard.core.errors import (
-    ConfigError,
-    InvalidRequestError,
-    NotFoundError,
-    ShipyardError,
-    StateError,
-    StorageError,
-)
 from shipyard.core.names import check_name
+
+if TYPE_CHECKING:
+    from starlette.routing import Route
+
+    from shipyard.pipeline import Workspace
 
 models_app = typer.Typer(
     help="The model registry: list, show, approve, reject, promote, history.",
@@ -49,11 +43,6 @@ DEPLOY_OPTION = typer.Option(
 )
 GROUP_ARGUMENT = typer.Argument(..., help="Model package group, e.g. fraud-detector.")
 VERSION_ARGUMENT = typer.Argument(..., min=1, help="Version number.")
-_ERRORS: dict[str, type[ShipyardError]] = {
-    "ResourceNotFound": NotFoundError,
-    "ConflictException": StateError,
-    "ServiceUnavailable": StorageError,
-}
 
 
 @models_app.command("list")
@@ -136,7 +125,7 @@ def approve_command(
     """
     if skip_gate and not reason.strip():
         raise typer.BadParameter("--skip-gate needs --reason, for the audit log")
-    body: dict[str, Any] = {"actor": _actor(actor), "reason": reason, "deploy": deploy}
+    body: dict[str, Any] = {"actor": default_actor(actor), "reason": reason, "deploy": deploy}
     body["skip_gate"] = skip_gate or None
     _print_outcome(_call(url, "POST", f"/{_name(group)}/versions/{version}/approve", body))
 
@@ -150,7 +139,7 @@ def reject_command(
     url: str | None = URL_OPTION,
 ) -> None:
     """Reject a version; endpoints serving it get the newest version still Approved."""
-    body = {"actor": _actor(actor), "reason": reason}
+    body = {"actor": default_actor(actor), "reason": reason}
     _print_outcome(_call(url, "POST", f"/{_name(group)}/versions/{version}/reject", body))
 
 
@@ -170,7 +159,7 @@ def promote_command(
     """Point an alias (or stage) at a version; production takes Approved versions only."""
     if (alias is None) == (stage is None):
         raise typer.BadParameter("give exactly one of --alias or --stage")
-    body = {"alias": alias, "stage": stage, "actor": _actor(actor), "reason": reason}
+    body = {"alias": alias, "stage": stage, "actor": default_actor(actor), "reason": reason}
     body["deploy"] = deploy
     _print_outcome(_call(url, "POST", f"/{_name(group)}/versions/{version}/promote", body))
 
@@ -202,61 +191,13 @@ def history_command(
 def _call(url: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """One registry API call; raises the ShipyardError the answer names."""
     payload = None if body is None else {k: v for k, v in body.items() if v not in (None, "")}
-    explicit = url is not None
-    if url is None:
-        settings = load_settings()
-        url = f"http://{settings.host}:{settings.port}"
-    try:
-        return asyncio.run(_remote(url.rstrip("/"), method, path, payload))
-    except httpx.TransportError as exc:
-        if explicit:
-            raise ConfigError(f"no Shipyard server answers at {url}: {exc}") from None
-    except _NotShipyard as exc:
-        if explicit:
-            raise InvalidRequestError(str(exc)) from None
-    return asyncio.run(_in_process(method, path, payload))
+    return call_api(url, method, "/api/v1/models" + path, _registry_routes, body=payload)
 
 
-class _NotShipyard(Exception):
-    """Something answered, but not the registry API: the configured port is someone else's."""
-
-
-async def _remote(url: str, method: str, path: str, payload: dict[str, Any] | None) -> Any:
-    timeout = httpx.Timeout(120.0, connect=2.0)  # a deploying approval loads a model
-    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
-        return _answer(await client.request(method, "/api/v1/models" + path, json=payload))
-
-
-async def _in_process(method: str, path: str, payload: dict[str, Any] | None) -> Any:
-    from starlette.applications import Starlette
-
-    from shipyard.pipeline import Workspace
+def _registry_routes(workspace: Workspace) -> list[Route]:
     from shipyard.pipeline.deployment import registry_routes
 
-    workspace = Workspace.open(load_settings())
-    try:
-        app = Starlette(routes=registry_routes(workspace))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shipyard") as client:
-            return _answer(await client.request(method, "/api/v1/models" + path, json=payload))
-    finally:
-        workspace.close()
-
-
-def _answer(response: httpx.Response) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        raise _NotShipyard(
-            f"{response.request.url} answered {response.status_code} "
-            f"{response.reason_phrase}, not JSON; is it a Shipyard server?"
-        ) from None
-    if not isinstance(body, dict):
-        raise _NotShipyard(f"{response.request.url} answered with an unexpected body")
-    if response.status_code >= 400:
-        kind = _ERRORS.get(body.get("__type", ""), InvalidRequestError)
-        raise kind(str(body.get("message", response.text)))
-    return body
+    return registry_routes(workspace)
 
 
 # formatting ----------------------------------------------------------------------------
@@ -280,15 +221,6 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
 def _name(group: str) -> str:
     """The group as a path segment; checked here, so a slash cannot reach another route."""
     return check_name("model package group", group)
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (e.g. a bare container)
-        return "cli"
 
 
 def _status(status: str) -> str:

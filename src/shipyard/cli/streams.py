@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shipyard.cli.console import console
-from shipyard.core.config import load_settings
+from shipyard.core.config import auth_headers, load_settings
 from shipyard.core.errors import ConfigError, InvalidRequestError, NotFoundError
 from shipyard.ingest import Client, drain_to_landing, open_stream
 from shipyard.ingest.drain import LANDING_GROUP
@@ -34,7 +34,8 @@ def _url(url: str | None) -> str:
 
 def _call(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        headers = auth_headers(load_settings().api_key)
+        response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
     except httpx.TransportError as exc:
         raise ConfigError(f"no Shipyard server answers at {url}: {exc}") from None
     try:
@@ -111,7 +112,8 @@ def send(
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
-    with Client(_url(url)) as client, Progress(*columns, console=console) as bar:
+    client = Client(_url(url), api_key=load_settings().api_key)
+    with client, Progress(*columns, console=console) as bar:
         task = bar.add_task(f"sending to {stream}", total=len(events))
         report = client.put(stream, _paced(events, rate), progress=lambda n: bar.advance(task, n))
     seconds = time.perf_counter() - started

@@ -6,7 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipyard.core.errors import ConfigError
@@ -38,6 +38,39 @@ class Settings(BaseSettings):
     ingest_max_lag_records: int = Field(
         default=2_000_000, ge=1, description="beyond this drain lag, ingest answers 503"
     )
+    api_keys: SecretStr | None = Field(
+        default=None, description="'KEY:ROLE,...' or '@FILE' (roles invoke, admin); unset = open"
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="the key this machine's CLI and clients send to a server"
+    )
+    request_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a request's body, then its scores, must each come within this",
+    )
+    workers: int | None = Field(
+        default=None, ge=1, le=256, description="inference worker processes (unset: one per core)"
+    )
+    batch_max_size: int = Field(
+        default=64, ge=1, description="most requests one model call scores together"
+    )
+    batch_max_wait_ms: float = Field(
+        default=0.0, ge=0, le=1000, description="longest an idle worker waits for batch-mates"
+    )
+    autoscale_max_workers: int | None = Field(
+        default=None, ge=1, le=256, description="scale workers up to this (unset: fixed count)"
+    )
+    autoscale_target: float = Field(
+        default=30_000, gt=0, description="invocations per worker per minute to track"
+    )
+    autoscale_out_cooldown_s: float = Field(default=60.0, ge=0, description="between scale-outs")
+    autoscale_in_cooldown_s: float = Field(default=300.0, ge=0, description="before a scale-in")
+
+    @property
+    def worker_count(self) -> int:
+        """Inference workers to start: ``workers``, or one per core."""
+        return self.workers or os.cpu_count() or 1
 
     @cached_property
     def home_path(self) -> Path:
@@ -83,3 +116,10 @@ def load_settings(**overrides: object) -> Settings:
                 f"SHIPYARD_{field.upper()}={error.get('input')!r}: {error['msg'].lower()}"
             )
         raise ConfigError("bad setting: " + "; ".join(problems)) from None
+
+
+def auth_headers(api_key: SecretStr | None) -> dict[str, str]:
+    """The header a client sends to present ``api_key`` (none when no key is configured)."""
+    if api_key is None:
+        return {}
+    return {"Authorization": f"Bearer {api_key.get_secret_value()}"}

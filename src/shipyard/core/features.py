@@ -101,8 +101,10 @@ class FeaturePrep:
             column: int(prepared[f"_unseen_{column}"][0]) if len(prepared) else 0
             for column in self.categorical
         }
-        matrix = prepared.select(self.feature_names_).to_numpy().astype(np.float32, copy=False)
-        # inf arises from e.g. a huge amount over a tiny average; the model treats it as missing.
+        # inf arises from e.g. a huge amount over a tiny average, or a value beyond float32
+        # (1e100): expected, not a fault, so no overflow warning; the model reads it as missing.
+        with np.errstate(over="ignore"):
+            matrix = prepared.select(self.feature_names_).to_numpy().astype(np.float32, copy=False)
         matrix[~np.isfinite(matrix)] = np.nan
         return PreparedFeatures(matrix=matrix, unseen_counts=unseen_counts)
 

@@ -17,7 +17,9 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
+from shipyard.core.config import auth_headers
 from shipyard.core.errors import InvalidRequestError, NotFoundError
 from shipyard.ingest.records import MAX_RECORD_BYTES, MAX_RECORDS, MAX_REQUEST_BYTES
 
@@ -62,13 +64,16 @@ class Client:
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        api_key: SecretStr | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
-        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(
+            timeout=timeout_s, transport=transport, headers=auth_headers(api_key)
+        )
 
     def put(
         self,

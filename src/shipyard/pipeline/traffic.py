@@ -13,6 +13,8 @@ from multiprocessing.synchronize import Event
 
 import httpx
 
+from shipyard.core.config import auth_headers, load_settings
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -107,7 +109,8 @@ def _client_process(
     counter = itertools.count()
 
     def client() -> None:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   **auth_headers(load_settings().api_key)}  # fmt: skip
         # httpx leaves Nagle's algorithm on; with delayed ACKs that adds ~40 ms per request.
         transport = httpx.HTTPTransport(
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

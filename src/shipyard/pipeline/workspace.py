@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import threading
+import secrets
 from dataclasses import dataclass, field
 
 from shipyard.core.config import Settings
-from shipyard.core.types import ModelRef
 from shipyard.ingest import StreamHub, stream_store
 from shipyard.monitor import (
-    ALARM,
+    AlarmActions,
     AlarmManager,
     AlarmSpec,
     MetricsStore,
     RollbackController,
     RollbackOutcome,
-    Transition,
 )
 from shipyard.registry import ModelRegistry
-from shipyard.serve import EndpointService
+from shipyard.serve import CapturePolicy, EndpointService
 from shipyard.storage import MetadataStore, ObjectStore
+from shipyard.validate import packaged_contract
 
 ROLLBACK_ACTION = "rollback"
 
@@ -41,6 +40,16 @@ def error_rate_alarm(endpoint: str, *, period_s: int = 1) -> AlarmSpec:
     )
 
 
+def capture_policy(settings: Settings) -> CapturePolicy:
+    """Data capture hashes the fraud contract's sensitive fields with this home's own salt."""
+    sensitive = frozenset(c.name for c in packaged_contract("fraud").columns if c.sensitive)
+    salt_file = settings.home_path / "capture.salt"
+    if not salt_file.exists():
+        salt_file.write_bytes(secrets.token_bytes(32))
+        salt_file.chmod(0o600)
+    return CapturePolicy(sensitive_fields=sensitive, salt=salt_file.read_bytes())
+
+
 @dataclass
 class Workspace:
     """Everything one Shipyard home holds, opened with its configured engines."""
@@ -55,7 +64,7 @@ class Workspace:
     rollbacks: RollbackController
     streams: StreamHub
     rollback_log: list[RollbackOutcome] = field(default_factory=list)
-    _log_lock: threading.Lock = field(default_factory=threading.Lock)
+    actions: AlarmActions = field(init=False)  # what alarm transitions do (rollback, ...)
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -64,51 +73,32 @@ class Workspace:
         store = ObjectStore(settings.resolved_store_url)
         registry = ModelRegistry(meta)
         metrics = MetricsStore()
-        endpoints = EndpointService(meta, store, registry, metrics)
-        rollbacks = RollbackController(registry, endpoints)
+        endpoints = EndpointService(
+            meta, store, registry, metrics, capture_policy=capture_policy(settings)
+        )
+        rollbacks = RollbackController(registry, endpoints, meta)
         alarms = AlarmManager(metrics, meta)
         streams = StreamHub(stream_store(settings))
         workspace = cls(
-            settings, meta, store, registry, metrics, endpoints, alarms, rollbacks, streams
-        )
-        alarms.on_transition = workspace._act_on_alarm
+            settings, meta, store, registry, metrics, endpoints, alarms, rollbacks, streams,
+            rollback_log=rollbacks.outcomes,
+        )  # fmt: skip
+        workspace.actions = AlarmActions(rollbacks, metrics, endpoints, meta)
+        alarms.on_transition = workspace.actions.on_transition
+        alarms.load()
         return workspace
 
     def guard_endpoints(self, period_s: int = 1) -> list[str]:
-        """Give every endpoint in service its default error-rate alarm (with rollback)."""
+        """Give every endpoint in service its default error-rate alarm (with rollback), unless
+        an alarm of that name was defined (through the API, CLI or a file)."""
         names = self.endpoints.serving
         for name in names:
-            self.alarms.put(error_rate_alarm(name, period_s=period_s))
+            self.alarms.put_default(error_rate_alarm(name, period_s=period_s))
         return names
 
     def close(self) -> None:
         self.alarms.stop()
+        self.actions.close()
+        self.endpoints.close()
         self.streams.close()
         self.meta.dispose()
-
-    def _suspect(self, spec: AlarmSpec, transition: Transition) -> ModelRef:
-        """The version behind the breaching datapoints; the newest serving one if unknown.
-
-        Metrics are per variant, and a variant keeps its name across versions, so the
-        version must come from the errors themselves: otherwise an alarm raised by a bad
-        version could roll back the good version deployed after it.
-        """
-        end = (int(transition.at_s) // spec.period_s) * spec.period_s
-        start = end - spec.evaluation_periods * spec.period_s
-        culprits = self.metrics.error_versions(spec.endpoint, start, end)
-        if culprits:
-            return ModelRef.parse(max(culprits, key=lambda version: culprits[version]))
-        serving = self.endpoints.serving_versions(spec.endpoint)
-        return max(serving.values(), key=lambda ref: ref.version)
-
-    def _act_on_alarm(self, spec: AlarmSpec, transition: Transition) -> None:
-        if transition.to_state != ALARM or ROLLBACK_ACTION not in spec.actions:
-            return
-        outcome = self.rollbacks.rollback(
-            spec.endpoint,
-            reason=f"alarm {spec.name}: {transition.reason}",
-            actor=f"rollback-controller (alarm {spec.name})",
-            suspect=self._suspect(spec, transition),
-        )
-        with self._log_lock:
-            self.rollback_log.append(outcome)

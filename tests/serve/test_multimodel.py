@@ -1,0 +1,95 @@
+"""Multi-model endpoints over real HTTP: load on first call, LRU eviction, unknown targets."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.train import TrainResult
+from tests.serve.conftest import register
+
+
+def test_models_load_on_first_call_and_evict_lru(
+    workspace: Workspace, trained: TrainResult
+) -> None:
+    for _ in range(3):
+        register(workspace, trained.contents)
+    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
+    config = {
+        "EndpointConfigName": "mme",
+        "ProductionVariants": [{"VariantName": "AllTraffic"}],
+        "MultiModelConfig": {"ModelPackageGroupName": "fraud", "MaxModels": 2},
+    }
+    with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/api/v1/endpoint-configs", json=config).status_code == 201
+        made = client.post(
+            "/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"}
+        )
+        assert made.json()["MultiModelConfig"]["LoadedModels"] == []
+
+        def call(target: str) -> httpx.Response:
+            return client.post(
+                "/endpoints/mme/invocations",
+                content=event,
+                headers={"X-Amzn-SageMaker-Target-Model": target},
+            )
+
+        for target in ("fraud/1", "fraud/2", "fraud@1", "3"):
+            answer = call(target)
+            assert answer.status_code == 200, answer.text
+        assert answer.headers["X-Shipyard-Model-Version"] == "fraud@3"
+        state = client.get("/api/v1/endpoints/mme").json()["MultiModelConfig"]
+        # 1 and 2 loaded, 1 used again (2 is now least recent), 3 loaded: 2 goes.
+        assert state["LoadedModels"] == ["fraud@1", "fraud@3"]
+        assert state["Evicted"] == ["fraud@2"]
+        assert (state["Loads"], state["CacheHits"]) == (3, 1)
+
+        unknown = call("fraud/9")
+        assert unknown.status_code == 400
+        assert unknown.headers["x-amzn-ErrorType"] == "ValidationError"
+        assert "no target model 'fraud/9'" in unknown.json()["Message"]
+        assert call("other/1").status_code == 400
+        missing = client.post("/endpoints/mme/invocations", content=event)
+        assert missing.status_code == 400 and "X-Amzn-SageMaker-Target-Model" in missing.text
+
+
+def test_byte_bound_evicts(workspace: Workspace, trained: TrainResult) -> None:
+    for _ in range(2):
+        register(workspace, trained.contents)
+    from shipyard.serve import MultiModelConfig
+    from shipyard.serve.multimodel import MultiModelCache
+
+    size = len(trained.contents.model_bytes)
+    cache = MultiModelCache(
+        "mme", MultiModelConfig("fraud", max_models=10, max_bytes=size + 1),
+        workspace.store, workspace.registry,
+    )  # fmt: skip
+    cache.get("1")
+    cache.get("2")
+    assert cache.loaded == ["fraud@2"] and cache.stats.evictions == ["fraud@1"]
+
+
+def test_tampered_target_model_is_a_model_error(workspace: Workspace, trained: TrainResult) -> None:
+    good = register(workspace, trained.contents)
+    stored = workspace.registry.get_version(good)
+    workspace.registry.register(
+        "fraud", artifact_uri=stored.artifact_uri, sha256="0" * 64, framework="xgboost",
+        framework_version="x", signature={}, metrics={}, params={}, lineage={},
+    )  # fmt: skip
+    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
+    config = {
+        "EndpointConfigName": "mme",
+        "ProductionVariants": [{"VariantName": "AllTraffic"}],
+        "MultiModelConfig": {"ModelPackageGroupName": "fraud"},
+    }
+    with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
+        client.post("/api/v1/endpoint-configs", json=config)
+        client.post("/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"})
+        url = "/endpoints/mme/invocations"
+        bad = client.post(url, content=event, headers={"X-Amzn-SageMaker-Target-Model": "2"})
+        assert bad.status_code == 424 and "sha256" in bad.json()["OriginalMessage"]
+        good_answer = client.post(
+            url, content=event, headers={"X-Amzn-SageMaker-Target-Model": "1"}
+        )
+        assert good_answer.status_code == 200
