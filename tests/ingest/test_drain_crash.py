@@ -45,12 +45,13 @@ def test_sigkill_during_drain_lands_every_record_exactly_once(
     stream_url = backend_url(backend, stream_prefix)
     env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_STREAM_URL": stream_url}
     rng = random.Random(11)
+    objects = ObjectStore(Settings(home=tmp_path / "home").resolved_store_url)
     written = 0
     kills = 0
     for _ in range(KILLS):
         _fill(store, written, 20_000)  # new records between kills change the batch boundaries
         written += 20_000
-        batch = str(rng.choice([3000, 7000]))
+        batch = str(rng.choice([400, 700]))
         log = tmp_path / "drain.log"
         with log.open("wb") as out:
             drain = subprocess.Popen(
@@ -59,13 +60,20 @@ def test_sigkill_during_drain_lands_every_record_exactly_once(
                 stdout=out,
                 stderr=out,
             )
-            time.sleep(rng.uniform(0.8, 2.5))  # start-up takes most of a second
+            # Kill once this run has landed a file: mid-drain, at a random point after that.
+            landed_before = len(objects.list_keys("landing/cards", ".parquet"))
+            deadline = time.monotonic() + 30
+            while drain.poll() is None and time.monotonic() < deadline:
+                if len(objects.list_keys("landing/cards", ".parquet")) > landed_before:
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    break
+                time.sleep(0.01)
             if drain.poll() is None:
                 drain.send_signal(signal.SIGKILL)
                 kills += 1
             drain.wait(timeout=60)
         assert drain.returncode in (0, -signal.SIGKILL), log.read_text()
-    assert kills >= KILLS // 2, f"only {kills} drains were killed mid-run; the test lost its point"
+    assert kills >= KILLS - 1, f"only {kills} drains were killed mid-run; the test lost its point"
     final = subprocess.run(
         [SHIPYARD, "ingest", "drain", "cards"], env=env, capture_output=True, timeout=120
     )

@@ -83,7 +83,7 @@ def test_a_swap_under_load_fails_no_request_and_reaches_every_worker(
         url = f"{server.url}/endpoints/fraud/invocations"
         failures: list[str] = []
         versions: list[tuple[float, str]] = []
-        latencies: list[float] = []
+        latencies: list[tuple[float, float]] = []  # (sent at, seconds)
         stop = threading.Event()
 
         def hammer() -> None:
@@ -93,7 +93,7 @@ def test_a_swap_under_load_fails_no_request_and_reaches_every_worker(
                     answer = client.post(
                         url, content=_body(trained), headers={"Content-Type": "application/json"}
                     )
-                    latencies.append(time.perf_counter() - started)
+                    latencies.append((time.monotonic(), time.perf_counter() - started))
                     if answer.status_code != 200:
                         failures.append(answer.text)
                     versions.append((time.monotonic(), answer.headers["X-Shipyard-Model-Version"]))
@@ -113,5 +113,10 @@ def test_a_swap_under_load_fails_no_request_and_reaches_every_worker(
         late = [t - swapped_at for t, v in versions if v == str(ModelRef("fraud", 1))]
         assert max(late, default=0.0) < 1.0, max(late)
         assert versions[-1][1] == str(v2)
-        # No request stalled far beyond the rest while the model was swapped.
-        assert max(latencies) < max(0.25, 20 * float(np.percentile(latencies, 50)))
+        # No request stalled during the swap beyond what the same load saw before it (the
+        # machine's own jitter, e.g. other tests, shows up in both windows alike).
+        before = [s for t, s in latencies if 0.2 < swapped_at - t]
+        during = [s for t, s in latencies if 0 <= t - swapped_at < 1.0]
+        assert before and during
+        slowest_allowed = max(0.25, 5 * float(np.percentile(before, 99)))
+        assert max(during) < slowest_allowed, (max(during), slowest_allowed)
