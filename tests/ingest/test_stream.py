@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 import zlib
 from pathlib import Path
 
@@ -184,31 +183,6 @@ def test_bad_input_and_misuse_are_refused(tmp_path: Path) -> None:
     stream.close()
     with pytest.raises(StateError, match="closed"):
         stream.put_records([(b"k", b"{}")])
-
-
-def test_concurrent_puts_get_distinct_dense_sequences(tmp_path: Path) -> None:
-    stream = EmbeddedStream.create(tmp_path, "fraud", shards=2)
-    acks: list[tuple[PutResult, bytes]] = []
-    lock = threading.Lock()
-
-    def produce(worker: int) -> None:
-        for batch in range(20):
-            records = [(b"k%d" % i, b"w%d-b%d-%d" % (worker, batch, i)) for i in range(10)]
-            results = stream.put_records(records)
-            with lock:
-                acks.extend(zip(results, [data for _, data in records], strict=True))
-
-    threads = [threading.Thread(target=produce, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for shard in range(2):
-        stored = {r.sequence: r.data for r in stream.read(shard, 0, 10_000)}
-        mine = {ack.sequence: data for ack, data in acks if ack.shard == shard}
-        assert stored == mine
-        assert sorted(stored) == list(range(len(stored)))
-    stream.close()
 
 
 def test_open_stream_picks_the_backend_from_settings(settings: Settings, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from shipyard.core.errors import InvalidRequestError
 from shipyard.core.interfaces import Stream
+from shipyard.core.types import PutResult, StreamRecord
 from shipyard.ingest._shardlog import RecordBatch
 
 DEFAULT_PARTITION_KEY_FIELD = "card_id"
@@ -40,6 +41,33 @@ def check_name(kind: str, name: str) -> str:
             f"{kind} name {name!r} is not usable: use 1-128 letters, digits, '_', '.' or '-'"
         )
     return name
+
+
+def records_of(batch: RecordBatch) -> list[StreamRecord]:
+    """``read``'s answer from ``read_batch``'s columns: every backend's ``read``."""
+    return [
+        StreamRecord(batch.shard, sequence, data, arrival_ms)
+        for sequence, data, arrival_ms in zip(
+            batch.sequences, batch.payloads, batch.arrival_ms, strict=True
+        )
+    ]
+
+
+def check_read_range(from_sequence: int, max_records: int) -> None:
+    if from_sequence < 0 or max_records < 0:
+        raise InvalidRequestError(
+            f"from_sequence and max_records must be >= 0, got {from_sequence}, {max_records}"
+        )
+
+
+def results_in_order(shard_ids: list[int], first_by_shard: dict[int, int]) -> list[PutResult]:
+    """Each record's result in input order, from the first sequence each shard's write got."""
+    next_sequence = dict(first_by_shard)
+    results = []
+    for shard in shard_ids:
+        results.append(PutResult(shard, next_sequence[shard]))
+        next_sequence[shard] += 1
+    return results
 
 
 @dataclass(frozen=True)

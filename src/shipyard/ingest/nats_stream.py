@@ -64,7 +64,14 @@ from shipyard.core.types import PutResult, StreamRecord
 from shipyard.ingest._nats_io import Publisher, delete_stream, first_since, read_range
 from shipyard.ingest._nats_link import STREAM_NAME_IN_USE, JetStreamError, NatsLink, NatsTarget
 from shipyard.ingest._shardlog import RecordBatch
-from shipyard.ingest.backend import ShardStatus, StreamSpec, StreamStatus, check_name
+from shipyard.ingest.backend import (
+    ShardStatus,
+    StreamSpec,
+    StreamStatus,
+    check_name,
+    check_read_range,
+    records_of,
+)
 
 NATS = "nats"
 _SPEC_KEY = "spec"
@@ -175,22 +182,13 @@ class NatsStream:
         return [PutResult(s, q - 1) for s, q in zip(shard_ids, sequences, strict=True)]
 
     def read(self, shard: int, from_sequence: int, max_records: int) -> list[StreamRecord]:
-        batch = self.read_batch(shard, from_sequence, max_records)
-        return [
-            StreamRecord(shard, sequence, data, arrival_ms)
-            for sequence, data, arrival_ms in zip(
-                batch.sequences, batch.payloads, batch.arrival_ms, strict=True
-            )
-        ]
+        return records_of(self.read_batch(shard, from_sequence, max_records))
 
     def read_batch(self, shard: int, from_sequence: int, max_records: int) -> RecordBatch:
         """Up to ``max_records`` records of ``shard`` from ``from_sequence`` (or the first
         still held) on, as columns."""
         self._check_shard(shard)
-        if from_sequence < 0 or max_records < 0:
-            raise InvalidRequestError(
-                f"from_sequence and max_records must be >= 0, got {from_sequence}, {max_records}"
-            )
+        check_read_range(from_sequence, max_records)
         if max_records == 0:
             return RecordBatch(shard, [], [], [])
         stream = self._layout.stream(shard)

@@ -70,7 +70,15 @@ from shipyard.core.types import PutResult, StreamRecord
 from shipyard.ingest import _redis_lua as lua
 from shipyard.ingest._redis_target import RedisTarget
 from shipyard.ingest._shardlog import RecordBatch
-from shipyard.ingest.backend import ShardStatus, StreamSpec, StreamStatus, check_name
+from shipyard.ingest.backend import (
+    ShardStatus,
+    StreamSpec,
+    StreamStatus,
+    check_name,
+    check_read_range,
+    records_of,
+    results_in_order,
+)
 from shipyard.ingest.stream import MAX_RECORD_BYTES, wall_clock_ms
 
 BACKEND = "redis"
@@ -158,30 +166,18 @@ class RedisStream:
             args += [payloads[p] for p in positions[shard]]
         keys = [self._meta, *(self._logs[shard] for shard in shards)]
         firsts = self._run(self._put, keys, args, "append records")
-        next_sequence = {shard: int(first) for shard, first in zip(shards, firsts, strict=True)}
-        results = []
-        for shard in shard_ids:
-            results.append(PutResult(shard, next_sequence[shard]))
-            next_sequence[shard] += 1
-        return results
+        return results_in_order(
+            shard_ids, {shard: int(first) for shard, first in zip(shards, firsts, strict=True)}
+        )
 
     def read(self, shard: int, from_sequence: int, max_records: int) -> list[StreamRecord]:
         """Up to ``max_records`` records of ``shard`` from ``from_sequence`` on, in order."""
-        batch = self.read_batch(shard, from_sequence, max_records)
-        return [
-            StreamRecord(shard, sequence, data, arrival_ms)
-            for sequence, data, arrival_ms in zip(
-                batch.sequences, batch.payloads, batch.arrival_ms, strict=True
-            )
-        ]
+        return records_of(self.read_batch(shard, from_sequence, max_records))
 
     def read_batch(self, shard: int, from_sequence: int, max_records: int) -> RecordBatch:
         """What ``read`` returns, as columns, fetched about 2 MB per script call."""
         self._check_open()
-        if from_sequence < 0 or max_records < 0:
-            raise InvalidRequestError(
-                f"from_sequence and max_records must be >= 0, got {from_sequence}, {max_records}"
-            )
+        check_read_range(from_sequence, max_records)
         log = self._log(shard)
         batch = RecordBatch(shard, [], [], [])
         start = f"0-{from_sequence + 1}"

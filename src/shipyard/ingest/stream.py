@@ -44,6 +44,9 @@ from shipyard.ingest.backend import (
     StreamSpec,
     StreamStatus,
     check_name,
+    check_read_range,
+    records_of,
+    results_in_order,
 )
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -198,33 +201,20 @@ class EmbeddedStream:
         positions: dict[int, list[int]] = {}
         for position, shard in enumerate(shard_ids):
             positions.setdefault(shard, []).append(position)
-        next_sequence = {
+        firsts = {
             shard: self._shards[shard].append([payloads[p] for p in positions[shard]], arrival_ms)
             for shard in sorted(positions)
         }
-        results = []
-        for shard in shard_ids:
-            results.append(PutResult(shard, next_sequence[shard]))
-            next_sequence[shard] += 1
-        return results
+        return results_in_order(shard_ids, firsts)
 
     def read(self, shard: int, from_sequence: int, max_records: int) -> list[StreamRecord]:
         """Up to ``max_records`` records of ``shard`` from ``from_sequence`` on, in order."""
-        batch = self.read_batch(shard, from_sequence, max_records)
-        return [
-            StreamRecord(shard, sequence, data, arrival_ms)
-            for sequence, data, arrival_ms in zip(
-                batch.sequences, batch.payloads, batch.arrival_ms, strict=True
-            )
-        ]
+        return records_of(self.read_batch(shard, from_sequence, max_records))
 
     def read_batch(self, shard: int, from_sequence: int, max_records: int) -> RecordBatch:
         """What ``read`` returns, as columns: the drain's fast path."""
         self._check_open()
-        if from_sequence < 0 or max_records < 0:
-            raise InvalidRequestError(
-                f"from_sequence and max_records must be >= 0, got {from_sequence}, {max_records}"
-            )
+        check_read_range(from_sequence, max_records)
         return self._shard(shard).read(from_sequence, max_records)
 
     def end_sequence(self, shard: int) -> int:
