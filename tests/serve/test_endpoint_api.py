@@ -104,7 +104,7 @@ def test_bad_model_fails_create_and_keeps_the_old_config_on_update(
         assert "sha256" in failed["FailureReason"]
         client.post("/api/v1/endpoints", json={"EndpointName": "ep", "EndpointConfigName": "good"})
         refused = client.put("/api/v1/endpoints/ep", json={"EndpointConfigName": "bad"})
-        assert refused.status_code == 400 and "sha256" in refused.json()["message"]
+        assert refused.status_code == 409 and "sha256" in refused.json()["message"]
         after = client.get("/api/v1/endpoints/ep").json()
         assert after["EndpointStatus"] == "InService"
         assert after["EndpointConfigName"] == "good"

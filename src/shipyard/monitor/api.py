@@ -18,7 +18,6 @@ Errors are JSON ``{"__type", "message"}``: 400 ValidationException, 404 Resource
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,14 +28,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.core.errors import (
-    IntegrityError,
     InvalidRequestError,
-    NotFoundError,
-    ShipyardError,
-    StateError,
-    StorageError,
 )
-from shipyard.core.http import read_body_within
+from shipyard.core.http import method_route, read_body_within
 from shipyard.core.interfaces import TrafficController
 from shipyard.core.types import ModelRef
 from shipyard.monitor.actions import AlarmActions
@@ -53,7 +47,6 @@ from shipyard.storage import MetadataStore
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DATAPOINTS = 1440  # CloudWatch's limit per GetMetricStatistics call
 DEFAULT_ACTOR = "api"
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_monitor_routes(
@@ -153,14 +146,14 @@ def create_monitor_routes(
 
     alarm = "/api/v1/alarms/{name}"
     return [
-        _route("/api/v1/metrics", GET=get_metrics),
-        _route("/api/v1/alarms", GET=list_alarms),
-        _route(alarm, GET=describe_alarm, PUT=put_alarm, DELETE=delete_alarm),
-        _route(alarm + "/history", GET=alarm_history),
-        _route(alarm + "/state", POST=set_state),
-        _route("/api/v1/alertmanager", POST=alertmanager),
-        _route("/api/v1/endpoints/{name}/rollback", POST=rollback),
-        _route("/api/v1/endpoints/{name}/history", GET=history),
+        method_route("/api/v1/metrics", GET=get_metrics),
+        method_route("/api/v1/alarms", GET=list_alarms),
+        method_route(alarm, GET=describe_alarm, PUT=put_alarm, DELETE=delete_alarm),
+        method_route(alarm + "/history", GET=alarm_history),
+        method_route(alarm + "/state", POST=set_state),
+        method_route("/api/v1/alertmanager", POST=alertmanager),
+        method_route("/api/v1/endpoints/{name}/rollback", POST=rollback),
+        method_route("/api/v1/endpoints/{name}/history", GET=history),
     ]
 
 
@@ -322,36 +315,6 @@ async def _json(request: Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"the body is not JSON: {exc}") from None
-
-
-def monitor_error(exc: ShipyardError) -> Response:
-    """The JSON answer to an error: always 4xx (503 when storage fails), never a 500."""
-    status, code = 400, "ValidationException"
-    if isinstance(exc, NotFoundError):
-        status, code = 404, "ResourceNotFound"
-    elif isinstance(exc, StateError | IntegrityError):
-        status, code = 409, "ConflictException"
-    elif isinstance(exc, StorageError):
-        status, code = 503, "ServiceUnavailable"
-    return JSONResponse({"__type": code, "message": str(exc)}, status_code=status)
-
-
-def _route(path: str, **handlers: Handler) -> Route:
-    async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(handlers))
-            return JSONResponse(
-                {"__type": "MethodNotAllowed", "message": f"{path} accepts {allowed} only"},
-                status_code=405,
-                headers={"Allow": allowed},
-            )
-        try:
-            return await handler(request)
-        except ShipyardError as exc:
-            return monitor_error(exc)
-
-    return Route(path, dispatch, methods=["GET", "POST", "PUT", "DELETE"])
 
 
 def _iso(epoch_s: float) -> str:

@@ -19,7 +19,6 @@ ResourceNotFound, 409 ConflictException for a change the current state does not 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,14 +29,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shipyard.core.errors import (
-    IntegrityError,
     InvalidRequestError,
     NotFoundError,
-    ShipyardError,
-    StateError,
-    StorageError,
 )
-from shipyard.core.http import read_body_within
+from shipyard.core.http import method_route, read_body_within
 from shipyard.core.names import check_name
 from shipyard.registry.actions import ActionOutcome, ModelActions
 from shipyard.registry.model import (
@@ -53,7 +48,6 @@ from shipyard.registry.registry import ModelRegistry
 PREFIX = "/api/v1/models"
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_ACTOR = "api"
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_registry_routes(registry: ModelRegistry, actions: ModelActions) -> list[Route]:
@@ -124,16 +118,18 @@ def create_registry_routes(registry: ModelRegistry, actions: ModelActions) -> li
 
     version_path = PREFIX + "/{group}/versions/{version}"
     return [
-        _route(PREFIX, GET=list_groups),
-        _route(PREFIX + "/{group}", GET=describe_group),
-        _route(PREFIX + "/{group}/history", GET=group_history),
-        _route(version_path, GET=describe_version),
-        _route(version_path + "/history", GET=version_history),
-        _route(version_path + "/approve", POST=approve),
-        _route(version_path + "/reject", POST=reject),
-        _route(version_path + "/promote", POST=promote),
+        method_route(PREFIX, GET=list_groups),
+        method_route(PREFIX + "/{group}", GET=describe_group),
+        method_route(PREFIX + "/{group}/history", GET=group_history),
+        method_route(version_path, GET=describe_version),
+        method_route(version_path + "/history", GET=version_history),
+        method_route(version_path + "/approve", POST=approve),
+        method_route(version_path + "/reject", POST=reject),
+        method_route(version_path + "/promote", POST=promote),
         # Anything else under the prefix (a name with a slash in it, a typo) gets JSON too.
-        _route(PREFIX + "/{rest:path}", GET=unknown, POST=unknown, PUT=unknown, DELETE=unknown),
+        method_route(
+            PREFIX + "/{rest:path}", GET=unknown, POST=unknown, PUT=unknown, DELETE=unknown
+        ),
     ]
 
 
@@ -202,37 +198,7 @@ def outcome_json(outcome: ActionOutcome) -> dict[str, Any]:
     }
 
 
-def registry_error(exc: ShipyardError) -> Response:
-    """The JSON answer to an error: always 4xx (503 when storage fails), never a 500."""
-    status, code = 400, "ValidationException"
-    if isinstance(exc, NotFoundError):
-        status, code = 404, "ResourceNotFound"
-    elif isinstance(exc, StateError | IntegrityError):
-        status, code = 409, "ConflictException"
-    elif isinstance(exc, StorageError):
-        status, code = 503, "ServiceUnavailable"
-    return JSONResponse({"__type": code, "message": str(exc)}, status_code=status)
-
-
 # request parsing ---------------------------------------------------------------------------
-
-
-def _route(path: str, **handlers: Handler) -> Route:
-    async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(handlers))
-            return JSONResponse(
-                {"__type": "MethodNotAllowed", "message": f"{path} accepts {allowed} only"},
-                status_code=405,
-                headers={"Allow": allowed},
-            )
-        try:
-            return await handler(request)
-        except ShipyardError as exc:
-            return registry_error(exc)
-
-    return Route(path, dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 
 
 def _group(request: Request) -> str:

@@ -13,7 +13,6 @@ Errors are JSON ``{"__type": code, "message": ...}`` (SageMaker's control-plane 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,17 +24,13 @@ from starlette.routing import Route
 
 from shipyard.core.errors import (
     InvalidRequestError,
-    NotFoundError,
     ShipyardError,
-    StateError,
-    StorageError,
 )
-from shipyard.core.http import read_body_within
+from shipyard.core.http import method_route, read_body_within
 from shipyard.serve.endpoint_config import config_from_document, config_to_document
 from shipyard.serve.endpoints import EndpointDescription, EndpointService
 
 MAX_BODY_BYTES = 1024 * 1024
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_endpoint_api_routes(service: EndpointService) -> list[Route]:
@@ -97,10 +92,10 @@ def create_endpoint_api_routes(service: EndpointService) -> list[Route]:
         return JSONResponse({"EndpointName": name, "Deleted": True})
 
     return [
-        _route("/api/v1/endpoint-configs", GET=list_configs, POST=create_config),
-        _route("/api/v1/endpoint-configs/{name}", GET=describe_config),
-        _route("/api/v1/endpoints", GET=list_endpoints, POST=create_endpoint),
-        _route(
+        method_route("/api/v1/endpoint-configs", GET=list_configs, POST=create_config),
+        method_route("/api/v1/endpoint-configs/{name}", GET=describe_config),
+        method_route("/api/v1/endpoints", GET=list_endpoints, POST=create_endpoint),
+        method_route(
             "/api/v1/endpoints/{name}",
             GET=describe_endpoint,
             PUT=update_endpoint,
@@ -186,30 +181,6 @@ def describe_json(service: EndpointService, description: EndpointDescription) ->
             ),
         }
     return body
-
-
-def _route(path: str, **handlers: Handler) -> Route:
-    async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(handlers))
-            return _error(405, "MethodNotAllowed", f"{path} accepts {allowed} only")
-        try:
-            return await handler(request)
-        except NotFoundError as exc:
-            return _error(404, "ResourceNotFound", str(exc))
-        except StateError as exc:
-            return _error(409, "ConflictException", str(exc))
-        except (InvalidRequestError, StorageError) as exc:
-            return _error(400, "ValidationException", str(exc))
-        except ShipyardError as exc:
-            return _error(400, "ValidationException", str(exc))
-
-    return Route(path, dispatch, methods=sorted(handlers))
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"__type": code, "message": message}, status_code=status)
 
 
 async def _json(request: Request) -> dict[str, Any]:
