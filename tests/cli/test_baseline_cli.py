@@ -146,3 +146,37 @@ def test_out_is_required(tmp_path: Path) -> None:
 
     assert code == 2
     assert "--out" in stderr
+
+
+def test_sensitive_columns_from_the_option_and_from_a_contract(tmp_path: Path) -> None:
+    data = tmp_path / "sample.parquet"
+    cards = ["card-0000001", "card-0000002"] * 20
+    FRAME.with_columns(card_id=pl.Series(cards)).write_parquet(data)
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(
+        "name: c\nversion: 1\ncolumns:\n"
+        "  - {name: card_id, type: string, sensitive: true}\n"
+        "  - {name: absent, type: float, sensitive: true}\n",
+        encoding="utf-8",
+    )
+
+    plain = _run(data, "--out", tmp_path / "plain")
+    by_option = _run(data, "--out", tmp_path / "option", "--sensitive", "card_id")
+    by_contract = _run(data, "--out", tmp_path / "contract", "--contract", contract)
+
+    assert [code for code, _, _ in (plain, by_option, by_contract)] == [0, 0, 0]
+    assert "card-0000001" in (tmp_path / "plain" / "statistics.json").read_text()
+    for out in ("option", "contract"):
+        for name in ("statistics.json", "constraints.json"):
+            assert "card-0000" not in (tmp_path / out / name).read_text()
+
+
+def test_a_sensitive_column_not_in_the_data_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    data = tmp_path / "sample.parquet"
+    FRAME.write_parquet(data)
+
+    code, stdout, stderr = _run(data, "--out", tmp_path / "out", "--sensitive", "chanel")
+
+    assert (code, stdout) == (2, "")
+    assert stderr.startswith("shipyard: sensitive column(s) 'chanel' not in the data;")
+    assert not (tmp_path / "out").exists()

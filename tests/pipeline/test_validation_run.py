@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -14,9 +18,10 @@ from shipyard.core.errors import ConfigError, DataError, StorageError
 from shipyard.pipeline import Workspace
 from shipyard.pipeline import validation as validation_module
 from shipyard.pipeline.validation import run_validation
-from shipyard.storage import get_dataset
+from shipyard.scenarios.fraud import FraudScenario
+from shipyard.storage import content_hash, get_dataset
 from shipyard.storage.schema import datasets, runs
-from shipyard.validate import ColumnSpec, Contract
+from shipyard.validate import ColumnSpec, Contract, packaged_contract
 
 CONTRACT = Contract(
     name="pay",
@@ -62,14 +67,15 @@ def test_a_run_writes_split_reports_and_lineage(workspace: Workspace, tmp_path: 
     prefix = f"reports/validation/{run.run_id}"
     assert sorted(stored_keys(workspace)) == sorted(
         [
-            f"curated/pay/{run.run_id}.parquet",
-            f"quarantine/pay/{run.run_id}.parquet",
+            f"curated/pay/{run.run_id}.parquet/part-00000.parquet",
+            f"quarantine/pay/{run.run_id}.parquet/part-00000.parquet",
             f"{prefix}/constraint_violations.json",
             f"{prefix}/report.html",
             f"{prefix}/report.json",
         ]
     )
     curated = pl.read_parquet(workspace.store.path(f"curated/pay/{run.run_id}.parquet"))
+    assert run.outputs["curated"] == workspace.store.url(f"curated/pay/{run.run_id}.parquet")
     assert curated["id"].to_list() == ["a", "c", "d"]
     report = json.loads(workspace.store.get_bytes(f"{prefix}/report.json"))
     assert report == json.loads(local_json.read_text())
@@ -118,7 +124,10 @@ def test_a_folder_of_parquet_and_json_lines_are_read(workspace: Workspace, tmp_p
 
     assert from_folder.outcome.rows_in == 4
     assert from_lines.outcome.rows_valid == 1
-    assert from_lines.outcome.quarantine["reason_codes"].to_list() == [["amount:type"]]
+    quarantine = pl.read_parquet(
+        workspace.store.path(f"quarantine/pay/{from_lines.run_id}.parquet")
+    )
+    assert quarantine["reason_codes"].to_list() == [["amount:type"]]
 
 
 def test_a_failing_batch_gets_quarantine_and_reports_but_no_curated(
@@ -131,7 +140,7 @@ def test_a_failing_batch_gets_quarantine_and_reports_but_no_curated(
     assert not run.passed
     assert run.curated_dataset_id is None
     assert not any(key.startswith("curated/") for key in stored_keys(workspace))
-    assert f"quarantine/pay/{run.run_id}.parquet" in stored_keys(workspace)
+    assert f"quarantine/pay/{run.run_id}.parquet/part-00000.parquet" in stored_keys(workspace)
 
 
 def test_a_failure_after_the_first_write_leaves_nothing_behind(
@@ -293,3 +302,209 @@ def test_a_landing_folder_skips_the_drains_undecodable_records(
     run = run_validation(workspace, CONTRACT, landing)
     assert run.outcome.rows_in == good_frame().height
     assert run.passed
+
+
+def test_lineage_hashes_are_those_of_the_published_files(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    run = run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()))
+
+    assert run.curated_dataset_id is not None
+    for zone, dataset_id in (
+        ("curated", run.curated_dataset_id),
+        ("quarantine", run.quarantine_dataset_id),
+    ):
+        key = f"{zone}/pay/{run.run_id}.parquet"
+        part = f"{key}/part-00000.parquet"
+        sha = hashlib.sha256(Path(workspace.store.path(part)).read_bytes()).hexdigest()
+        info = get_dataset(workspace.meta, dataset_id)
+        assert (info.uri, info.content_hash) == (
+            workspace.store.url(key),
+            content_hash([(part, sha)]),
+        )
+        assert info.rows == pl.read_parquet(workspace.store.path(key)).height
+    assert staged_files(workspace) == []
+
+
+def staged_files(workspace: Workspace) -> list[Path]:
+    """Anything the engine wrote before publishing (hidden from list_keys by its '.')."""
+    return [p for p in Path(workspace.store.root).rglob("*") if p.name.startswith(".")]
+
+
+def test_a_failure_inside_the_engine_leaves_no_staged_or_published_file(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_validate = validation_module.validate_to_parquet
+    seen: list[Path] = []
+
+    def crash_after_writing(*args: object, **kwargs: object) -> object:
+        real_validate(*args, **kwargs)  # type: ignore[arg-type]
+        seen.extend(Path(str(kwargs[name])) for name in ("valid_path", "quarantine_path"))
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(validation_module, "validate_to_parquet", crash_after_writing)
+
+    with pytest.raises(StorageError, match="disk full"):
+        run_validation(workspace, CONTRACT, parquet(tmp_path, good_frame()))
+
+    assert len(seen) == 2 and not any(path.exists() for path in seen)
+    assert staged_files(workspace) == []
+    assert stored_keys(workspace) == []
+
+
+def test_parquet_that_breaks_midway_is_a_data_error_and_leaves_nothing(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.parquet"
+    frame = pl.DataFrame({"id": [f"id-{i}" for i in range(50_000)], "amount": [1.0] * 50_000})
+    frame.write_parquet(path, compression="zstd", row_group_size=10_000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2_000] = bytes(2_000)  # a damaged page; the footer is intact
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(
+        DataError, match=f"^{path}: validation stopped midway \\(a corrupt Parquet page"
+    ):
+        run_validation(workspace, CONTRACT, path)
+
+    assert stored_keys(workspace) == [] and staged_files(workspace) == []
+
+
+def test_no_raw_value_of_a_sensitive_column_reaches_any_report(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    events = pl.from_arrow(FraudScenario(seed=5, bad_row_rate=0.05).generate(3_000).events)
+    assert isinstance(events, pl.DataFrame)
+    row = pl.int_range(pl.len())
+    # Card ids that fail the pattern and a duplicated one: the ones a report would show first.
+    events = events.with_columns(
+        pl.when(row < 5)
+        .then(pl.format("CARD-{}", row))
+        .otherwise(pl.col("card_id"))
+        .alias("card_id")
+    )
+    contract = packaged_contract("fraud")
+    assert contract.column("card_id").sensitive
+    local_json, local_html = tmp_path / "r.json", tmp_path / "r.html"
+
+    run = run_validation(
+        workspace,
+        contract,
+        parquet(tmp_path, events),
+        report_json=local_json,
+        report_html=local_html,
+    )
+
+    card_ids = set(events["card_id"].drop_nulls().to_list())
+    quarantine = pl.read_parquet(
+        workspace.store.path(f"quarantine/fraud-events/{run.run_id}.parquet")
+    )
+    assert {"CARD-0", "CARD-4"} <= set(quarantine["card_id"])  # the data does hold them
+    assert run.outcome.check_counts["card_id:pattern"] == 5
+    reports = [Path(workspace.store.path(k)) for k in workspace.store.list_keys("reports")]
+    assert len(reports) == 3
+    for report in [*reports, local_json, local_html]:
+        text = report.read_text()
+        leaked = [card for card in card_ids if card in text]
+        assert leaked == [], f"{report.name} shows card ids {leaked[:3]}"
+
+
+@pytest.fixture(scope="module")
+def spark_session() -> Iterator[object]:
+    from pyspark.sql import SparkSession
+
+    from shipyard.validate.spark_engine import get_spark
+
+    existing = SparkSession.getActiveSession()
+    session = get_spark()
+    yield session
+    if existing is None:
+        session.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+def test_the_spark_engine_publishes_folders_of_parts_that_match_polars(
+    workspace: Workspace, tmp_path: Path, spark_session: object
+) -> None:
+    events = pl.from_arrow(FraudScenario(seed=6, bad_row_rate=0.05).generate(3_000).events)
+    assert isinstance(events, pl.DataFrame)
+    data = parquet(tmp_path, pl.concat([events, events.slice(10, 3)]))
+    contract = packaged_contract("fraud")
+
+    by_polars = run_validation(workspace, contract, data)
+    by_spark = run_validation(workspace, contract, data, engine="spark")
+
+    assert by_spark.passed and by_polars.passed
+    assert by_spark.outcome.check_counts == by_polars.outcome.check_counts
+    assert by_spark.outcome.check_counts["event_id:unique"] == 6
+    assert by_spark.report["engine"] == "spark"
+    assert by_spark.input_dataset_id == by_polars.input_dataset_id
+    for zone in ("curated", "quarantine"):
+        key = f"{zone}/fraud-events/{by_spark.run_id}.parquet"
+        folder = Path(workspace.store.path(key))
+        parts = sorted(folder.iterdir())
+        assert parts and all(p.name.startswith("part-") and p.suffix == ".parquet" for p in parts)
+        written = pl.read_parquet(parts)
+        expected = pl.read_parquet(
+            workspace.store.path(f"{zone}/fraud-events/{by_polars.run_id}.parquet")
+        )
+        if zone == "curated":  # Spark keeps microseconds
+            written = written.with_columns(pl.col("event_time").dt.cast_time_unit("ms"))
+        assert written.equals(expected)
+        dataset_id = by_spark.curated_dataset_id if zone == "curated" else None
+        dataset_id = dataset_id or by_spark.quarantine_dataset_id
+        info = get_dataset(workspace.meta, dataset_id)
+        shas = [(f"{key}/{p.name}", hashlib.sha256(p.read_bytes()).hexdigest()) for p in parts]
+        assert (info.uri, info.content_hash) == (workspace.store.url(key), content_hash(shas))
+    assert staged_files(workspace) == []
+
+
+@pytest.fixture
+def s3_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A workspace whose object store is S3 (moto's server on loopback)."""
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("ACCESS_KEY_ID", "testing"), ("SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(f"AWS_{name}", value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+    boto3.client("s3").create_bucket(Bucket="shipyard-test")
+    ws = Workspace.open(Settings(home=tmp_path / "home", store_url="s3://shipyard-test/home"))
+    try:
+        yield ws
+    finally:
+        ws.close()
+        server.stop()
+
+
+def test_a_run_on_s3_uploads_the_split_with_its_hashes(
+    s3_workspace: Workspace, tmp_path: Path
+) -> None:
+    run = run_validation(s3_workspace, CONTRACT, parquet(tmp_path, good_frame()))
+
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket="shipyard-test", Prefix="home/")
+    keys = sorted(item["Key"].removeprefix("home/") for item in listed["Contents"])
+    prefix = f"reports/validation/{run.run_id}"
+    assert keys == sorted(
+        [
+            f"curated/pay/{run.run_id}.parquet/part-00000.parquet",
+            f"quarantine/pay/{run.run_id}.parquet/part-00000.parquet",
+            f"{prefix}/constraint_violations.json",
+            f"{prefix}/report.html",
+            f"{prefix}/report.json",
+        ]
+    )
+    assert run.curated_dataset_id is not None
+    key = f"curated/pay/{run.run_id}.parquet/part-00000.parquet"
+    body = s3.get_object(Bucket="shipyard-test", Key=f"home/{key}")["Body"].read()
+    assert pl.read_parquet(io.BytesIO(body))["id"].to_list() == ["a", "c", "d"]
+    info = get_dataset(s3_workspace.meta, run.curated_dataset_id)
+    assert info.content_hash == content_hash([(key, hashlib.sha256(body).hexdigest())])
+    assert info.uri == f"s3://shipyard-test/home/curated/pay/{run.run_id}.parquet"
+    assert list(Path(tempfile.gettempdir()).glob(f"shipyard-{run.run_id}-*")) == []

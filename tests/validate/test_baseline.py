@@ -12,7 +12,7 @@ import pytest
 
 from shipyard.core.errors import ContractError, DataError, StorageError
 from shipyard.scenarios.fraud import FraudScenario
-from shipyard.validate import ColumnSpec, validate_frame
+from shipyard.validate import ColumnSpec, packaged_contract, validate_frame
 from shipyard.validate.baseline import (
     Baseline,
     contract_from_baseline,
@@ -639,3 +639,55 @@ def test_fraud_baseline_catches_the_corruptions_a_baseline_can_see() -> None:
     ]
     assert corrupted.filter(~caught)["kind"].unique().to_list() == ["malformed_timestamp"]
     assert outcome.rows_quarantined == int(caught.sum())  # no clean row is quarantined
+
+
+# --- sensitive columns ----------------------------------------------------------------------
+
+
+def test_a_sensitive_column_records_counts_only() -> None:
+    frame = pl.DataFrame(
+        {
+            "card_id": ["card-0000001", "card-0000002", "card-0000001", None] * 5,
+            "balance": [1234.5, 98765.25, 5555.75, None] * 5,
+            "channel": ["pos", "ecom", "pos", "atm"] * 5,
+        }
+    )
+
+    plain = infer_baseline(frame)
+    hidden = infer_baseline(frame, sensitive=["card_id", "balance"])
+
+    plain_text = json.dumps([plain.statistics, plain.constraints])
+    hidden_text = json.dumps([hidden.statistics, hidden.constraints])
+    for value in ("card-0000001", "card-0000002"):
+        assert value in plain_text  # top values and a suggested domain
+        assert value not in hidden_text
+    for value in ("1234.5", "98765.25", "5555.75"):
+        assert value in plain_text  # min, max, sketch
+        assert value not in hidden_text
+    assert numerical(hidden, "balance") == {"common": {"num_present": 15, "num_missing": 5}}
+    card = string_stats(hidden, "card_id")
+    assert card["common"] == {"num_present": 15, "num_missing": 5}
+    assert card["distinct_count"] == 2.0
+    assert card["distribution"] == {"categorical": {"buckets": []}}
+    assert "string_constraints" not in feature(hidden.constraints, "card_id")
+    # Columns not named keep everything.
+    assert hidden.statistics["features"][2] == plain.statistics["features"][2]
+    assert hidden.constraints["features"][2] == plain.constraints["features"][2]
+
+
+def test_a_sensitive_name_not_in_the_data_is_refused() -> None:
+    with pytest.raises(DataError, match="sensitive column\\(s\\) 'card' not in the data"):
+        infer_baseline(pl.DataFrame({"card_id": ["x"]}), sensitive=["card"])
+
+
+def test_fraud_baseline_with_the_contracts_sensitive_columns_shows_no_card_id() -> None:
+    events = pl.from_arrow(FraudScenario(seed=1).generate(2_000).events)
+    assert isinstance(events, pl.DataFrame)
+    contract = packaged_contract("fraud")
+    sensitive = [spec.name for spec in contract.columns if spec.sensitive]
+    assert sensitive == ["card_id"]
+
+    baseline = infer_baseline(events, sensitive=sensitive)
+
+    text = json.dumps([baseline.statistics, baseline.constraints])
+    assert [card for card in events["card_id"].unique() if card in text] == []

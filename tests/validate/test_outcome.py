@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
 import pytest
 
-from shipyard.validate import ColumnSpec, Contract, ValidationOutcome, validate_frame
+from shipyard.validate import (
+    ColumnSpec,
+    Contract,
+    ValidationOutcome,
+    ValidationResult,
+    validate_frame,
+)
+from shipyard.validate.polars_engine import compile_contract
 
 
 def small_contract() -> Contract:
@@ -73,3 +81,23 @@ def test_derived_fields_follow_the_frames() -> None:
     assert outcome.bad_row_share == 0.25
     assert outcome.passed
     assert outcome.reasons_failed == []
+
+
+def test_a_result_whose_files_lost_rows_is_refused() -> None:
+    with pytest.raises(AssertionError, match=r"4 valid \+ 0 quarantined != 5 in"):
+        ValidationResult(
+            contract=small_contract(),
+            check_counts={},
+            rows_in=5,
+            rows_valid=4,
+            rows_quarantined=0,
+        )
+
+
+def test_a_quarantine_that_misses_flagged_rows_is_refused() -> None:
+    frame = pl.LazyFrame({"id": ["a", None, "c"], "amount": [1.0, 2.0, 11.0]})
+    compiled = compile_contract(small_contract(), frame)
+    totals = compiled.totals(compiled.checked(frame)).collect()
+
+    with pytest.raises(AssertionError, match="flagged 2 bad rows but quarantined 1"):
+        compiled.result(totals, rows_valid=2, rows_quarantined=1, checked_at=dt.datetime.now())

@@ -11,6 +11,8 @@ def test_public_names_are_pinned() -> None:
         "DatasetCheck",
         "Freshness",
         "ValidationOutcome",
+        "ValidationResult",
+        "WrittenSplit",
         "build_report",
         "constraint_violations",
         "contract_from_baseline",
@@ -19,6 +21,7 @@ def test_public_names_are_pinned() -> None:
         "packaged_contract",
         "render_html",
         "validate_frame",
+        "validate_to_parquet",
         "write_baseline",
     ]
     for name in shipyard.validate.__all__:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
@@ -7,6 +8,7 @@ import polars as pl
 from shipyard.validate import (
     ColumnSpec,
     Contract,
+    Freshness,
     build_report,
     constraint_violations,
     render_html,
@@ -118,3 +120,50 @@ def test_html_is_self_contained_and_escapes_text_from_the_data() -> None:
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert page.count("<svg") == 3  # failures bar chart + 2 histograms
     assert "amount:min" in page
+
+
+def test_a_sensitive_column_gets_no_histogram_but_the_others_do() -> None:
+    columns = (ColumnSpec(name="balance", type="float"), ColumnSpec(name="n", type="int"))
+    frame = pl.DataFrame({"balance": [1234.5, 98765.25, 5555.75], "n": [1, 2, 3]})
+    plain = Contract(name="t", version="1", columns=columns)
+    hidden = Contract(
+        name="t",
+        version="1",
+        columns=(columns[0].model_copy(update={"sensitive": True}), columns[1]),
+    )
+
+    pages = {}
+    for contract in (plain, hidden):
+        outcome = validate_frame(contract, frame)
+        pages[contract] = render_html(
+            build_report(outcome, engine="polars"), outcome.valid, contract
+        )
+
+    assert "<figcaption>balance</figcaption>" in pages[plain]
+    assert "98,765.25" in pages[plain] or "9.877e+04" in pages[plain]  # an axis label
+    assert "<figcaption>balance</figcaption>" not in pages[hidden]
+    assert "<figcaption>n</figcaption>" in pages[hidden]
+    assert "Sensitive columns are not drawn: balance." in pages[hidden]
+    for value in ("1234.5", "1,234", "98765", "98,765", "9.877e+04", "5555", "5,556"):
+        assert value not in pages[hidden]
+
+
+def test_staleness_of_a_sensitive_timestamp_is_reported_without_its_value() -> None:
+    newest = dt.datetime(2026, 1, 1, 7, 30)
+    frame = pl.DataFrame({"at": [newest]})
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    spec = ColumnSpec(name="at", type="timestamp")
+    documents = []
+    for column in (spec, spec.model_copy(update={"sensitive": True})):
+        contract = Contract(
+            name="t",
+            version="1",
+            columns=(column,),
+            freshness=Freshness(column="at", max_age_hours=1),
+        )
+        outcome = validate_frame(contract, frame, now=now)
+        documents.append(json.dumps(build_report(outcome, engine="polars")))
+
+    assert "2026-01-01T07:30" in documents[0]
+    assert "2026-01-01" not in documents[1]
+    assert "newest at is 16.5 h old at 2026-01-02T00:00:00Z" in documents[1]

@@ -1,4 +1,5 @@
-"""`shipyard validate baseline DATA --out DIR`: SageMaker-style statistics and constraints."""
+"""`shipyard validate baseline DATA --out DIR [--sensitive COLUMN ...] [--contract FILE]`:
+SageMaker-style statistics and constraints; sensitive columns get counts only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from shipyard.cli.console import console
 from shipyard.core.errors import DataError, NotFoundError, ShipyardError
-from shipyard.validate import Baseline, infer_baseline, write_baseline
+from shipyard.validate import Baseline, infer_baseline, load_contract, write_baseline
 
 _PARQUET_MAGIC = b"PAR1"
 _TYPE_ORDER = ("Integral", "Fractional", "String", "Unknown")
@@ -36,10 +37,34 @@ def baseline_command(
             show_default=False,
         ),
     ],
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sensitive",
+            metavar="COLUMN",
+            help="A column whose values must not appear in the baseline (counts only); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract",
+            metavar="FILE",
+            help="A contract whose columns marked sensitive: true are treated as --sensitive.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Suggest a Model Monitor baseline (statistics.json, constraints.json) from sample data."""
     try:
-        baseline = infer_baseline(read_data(data))
+        frame = read_data(data)
+        hidden = set(sensitive or ())
+        if contract is not None:
+            # A contract may declare optional columns this sample lacks; those hold no values.
+            marked = (spec.name for spec in load_contract(contract).columns if spec.sensitive)
+            hidden.update(name for name in marked if name in frame.columns)
+        baseline = infer_baseline(frame, sensitive=hidden)
         written = write_baseline(baseline, out)
     except ShipyardError as error:
         typer.echo(f"shipyard: {' '.join(str(error).split())}", err=True)

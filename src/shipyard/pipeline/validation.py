@@ -2,35 +2,53 @@
 
 Outputs of run ``RUN`` for contract ``NAME``, all in the workspace's object store::
 
-    curated/NAME/RUN.parquet                     valid rows, typed (only when the batch passes)
-    quarantine/NAME/RUN.parquet                  failing raw rows with reason codes
+    curated/NAME/RUN.parquet/part-*.parquet      valid rows, typed (only when the batch passes)
+    quarantine/NAME/RUN.parquet/part-*.parquet   failing raw rows with reason codes
     reports/validation/RUN/report.json           counts, dataset checks, timings, violations
     reports/validation/RUN/report.html           the same as one self-contained page
     reports/validation/RUN/constraint_violations.json   SageMaker Model Monitor's format
 
-A batch that fails its thresholds still gets its quarantine and reports, but no curated
-output: a failed batch must not feed training. Nothing is left half-written: if any step fails,
-what this run wrote is deleted and the run is marked Failed.
+Each Parquet output is a folder of part files in input order, as both engines write it (the
+Spark engine keeps timestamps in microseconds, the Polars engine in milliseconds). The engine
+streams the split into folders staged beside their targets, and a rename publishes each one
+whole, so the data is never held in memory at once. A batch that fails its
+thresholds still gets its quarantine and reports, but no curated output: a failed batch must not
+feed training. Nothing is left half-written: if any step fails, what this run wrote is deleted
+and the run is marked Failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import importlib.util
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import sqlalchemy as sa
 
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import ConfigError, DataError, StorageError
+from shipyard.pipeline.validation_files import (
+    PARQUET_SUFFIXES,
+    data_files,
+    file_parts,
+    files_digest,
+    fsync_entry,
+    fsync_tree,
+    input_files,
+    one_line,
+    scan_data,
+)
 from shipyard.pipeline.workspace import Workspace
 from shipyard.storage import (
     code_version,
@@ -43,16 +61,15 @@ from shipyard.storage import (
 from shipyard.storage.schema import datasets
 from shipyard.validate import (
     Contract,
-    ValidationOutcome,
+    ValidationResult,
+    WrittenSplit,
     build_report,
     constraint_violations,
     render_html,
-    validate_frame,
+    validate_to_parquet,
 )
 
 ENGINES = ("polars", "spark")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ class ValidationRun:
     """What one validation run produced: the outcome, its stored outputs and their lineage."""
 
     run_id: str
-    outcome: ValidationOutcome
+    outcome: ValidationResult
     report: dict[str, Any]
     input_dataset_id: str
     quarantine_dataset_id: str
@@ -84,7 +101,7 @@ def run_validation(
 ) -> ValidationRun:
     """Validate ``data`` (Parquet file or folder, or JSON lines) and store split and reports."""
     validate = _engine(engine, now)
-    files = _input_files(Path(data))
+    files = input_files(Path(data))
     for target in (report_json, report_html):
         if target is not None and Path(target).is_dir():
             raise DataError(f"{target}: is a folder; give a file path for the report")
@@ -110,12 +127,34 @@ def run_validation(
     return result
 
 
-_Validate = Callable[[Contract, Path, list[Path]], ValidationOutcome]
+class _Validate(Protocol):
+    """An engine run: validate ``files`` (behind ``data``), writing the split to the two paths."""
+
+    def __call__(
+        self, contract: Contract, data: Path, files: list[Path], valid: Path, quarantine: Path
+    ) -> WrittenSplit: ...
 
 
 def _engine(engine: str, now: datetime | None) -> _Validate:
     if engine == "polars":
-        return lambda contract, _path, files: validate_frame(contract, read_data(files), now=now)
+
+        def validate_with_polars(
+            contract: Contract, data: Path, files: list[Path], valid: Path, quarantine: Path
+        ) -> WrittenSplit:
+            source = scan_data(files)
+            try:
+                return validate_to_parquet(
+                    contract, source, valid_path=valid, quarantine_path=quarantine, now=now
+                )
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                # The footers were read up front: what fails now is a page that does not
+                # decode, or (rarely) writing the split.
+                raise DataError(
+                    f"{data}: validation stopped midway (a corrupt Parquet page, or no room to "
+                    f"write the split?): {one_line(exc)}"
+                ) from None
+
+        return validate_with_polars
     if engine != "spark":
         raise ConfigError(f"unknown validation engine {engine!r}; choose one of {ENGINES}")
     if importlib.util.find_spec("shipyard.validate.spark_engine") is None:
@@ -127,57 +166,18 @@ def _engine(engine: str, now: datetime | None) -> _Validate:
         module = importlib.import_module("shipyard.validate.spark_engine")
     except ImportError as exc:
         raise ConfigError(f"validation engine 'spark' cannot be loaded: {exc}") from exc
-    spark_validate: Callable[..., ValidationOutcome] = module.validate_spark
+    spark_validate: Callable[..., WrittenSplit] = module.validate_spark_to_parquet
 
-    def validate_with_spark(contract: Contract, path: Path, files: list[Path]) -> ValidationOutcome:
-        if any(f.suffix not in _PARQUET_SUFFIXES for f in files):
-            raise DataError(f"{path}: the spark engine reads Parquet only; use --engine polars")
-        return spark_validate(contract, str(path), now=now)
+    def validate_with_spark(
+        contract: Contract, data: Path, files: list[Path], valid: Path, quarantine: Path
+    ) -> WrittenSplit:
+        if any(f.suffix not in PARQUET_SUFFIXES for f in files):
+            raise DataError(f"{data}: the spark engine reads Parquet only; use --engine polars")
+        return spark_validate(
+            contract, str(data), valid_path=valid, quarantine_path=quarantine, now=now
+        )
 
     return validate_with_spark
-
-
-def _input_files(data: Path) -> list[Path]:
-    """The files behind ``data``: itself, or the Parquet files under a folder."""
-    if data.is_dir():
-        # Parts starting with "_" or "." are not data: the drain's _undecodable/ records,
-        # temporary files of writes in progress.
-        files = sorted(
-            p
-            for p in data.rglob("*")
-            if p.suffix in _PARQUET_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(("_", ".")) for part in p.relative_to(data).parts)
-        )
-        if not files:
-            raise DataError(f"{data}: the folder holds no Parquet files (*.parquet)")
-        return files
-    if not data.is_file():
-        raise DataError(f"{data}: no such file or folder")
-    if data.suffix not in _PARQUET_SUFFIXES + _JSONL_SUFFIXES:
-        raise DataError(f"{data}: expected a .parquet or .jsonl file, or a folder of Parquet files")
-    return [data]
-
-
-def read_data(files: list[Path]) -> pl.DataFrame:
-    """Read Parquet or JSON-lines files into one frame; unreadable files raise ``DataError``."""
-    frames = [_read_file(path) for path in files]
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-
-
-def _read_file(path: Path) -> pl.DataFrame:
-    try:
-        if path.suffix in _PARQUET_SUFFIXES:
-            return pl.read_parquet(path)
-        if path.stat().st_size == 0:
-            return pl.DataFrame()
-        return pl.read_ndjson(path, infer_schema_length=None)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        kind = "Parquet" if path.suffix in _PARQUET_SUFFIXES else "JSON lines"
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(
-            f"{path}: not readable as {kind} (truncated or corrupt?): {problem}"
-        ) from None
 
 
 class _Job:
@@ -188,6 +188,7 @@ class _Job:
         self.run_id = run_id
         self.keys: list[str] = []
         self.local_files: list[Path] = []
+        self.staging: Path | None = None
         self.timings_s: dict[str, float] = {}
 
     def run(
@@ -200,35 +201,28 @@ class _Job:
         report_json: str | Path | None,
         report_html: str | Path | None,
     ) -> ValidationRun:
-        started = time.perf_counter()
-        outcome = validate(contract, data, files)
-        self.timings_s["read_and_validate"] = time.perf_counter() - started
-        input_id = self._record_input(data, files, outcome.rows_in)
-        started = time.perf_counter()
         prefix = f"{contract.name}/{self.run_id}.parquet"
-        stored: dict[str, tuple[str, str]] = {}  # zone -> (key, sha256)
-        stored["quarantine"] = self._put_parquet(f"quarantine/{prefix}", outcome.quarantine)
-        if outcome.passed:
-            stored["curated"] = self._put_parquet(f"curated/{prefix}", outcome.valid)
-        outputs = {zone: self.ws.store.url(key) for zone, (key, _) in stored.items()}
-        reports = f"reports/validation/{self.run_id}"
-        for name in ("report.json", "report.html", "constraint_violations.json"):
-            outputs[name] = self.ws.store.url(f"{reports}/{name}")
-        self.timings_s["write"] = time.perf_counter() - started
-        report = build_report(outcome, engine=engine, timings_s=self.timings_s, outputs=outputs)
-        violations = json.dumps(constraint_violations(outcome), indent=2).encode()
-        report_bytes = json.dumps(report, indent=2).encode()
-        html_bytes = render_html(report, outcome.valid, contract).encode()
-        self._put(f"{reports}/constraint_violations.json", violations)
-        self._put(f"{reports}/report.json", report_bytes)
-        self._put(f"{reports}/report.html", html_bytes)
-        ids = self._record_outputs(contract, outcome, stored, input_id)
+        keys = {"curated": f"curated/{prefix}", "quarantine": f"quarantine/{prefix}"}
+        # Hashing releases the GIL: the input is hashed while the engine works, and the
+        # published outputs while the reports are rendered.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-hash") as hasher:
+            input_digest = hasher.submit(files_digest, data, files)
+            split, published = self._split(contract, data, files, validate, keys)
+            output_parts = hasher.submit(
+                lambda: {zone: file_parts(keys[zone], path) for zone, path in published.items()}
+            )
+            outputs = {zone: self.ws.store.url(keys[zone]) for zone in published}
+            report, report_bytes, html_bytes = self._store_reports(contract, split, engine, outputs)
+            result = split.result
+            input_id = self._record_input(data, files, result.rows_in, input_digest.result())
+            ids = self._record_outputs(contract, result, keys, output_parts.result(), input_id)
+        self._remove_staging()
         # Last, so that no later failure has to take back a file the user can see.
         self._write_local(report_json, report_bytes)
         self._write_local(report_html, html_bytes)
         return ValidationRun(
             run_id=self.run_id,
-            outcome=outcome,
+            outcome=result,
             report=report,
             input_dataset_id=input_id,
             quarantine_dataset_id=ids["quarantine"],
@@ -236,11 +230,79 @@ class _Job:
             outputs=outputs,
         )
 
-    def _record_input(self, data: Path, files: list[Path], rows: int) -> str:
+    def _split(
+        self,
+        contract: Contract,
+        data: Path,
+        files: list[Path],
+        validate: _Validate,
+        keys: dict[str, str],
+    ) -> tuple[WrittenSplit, dict[str, Path]]:
+        """Run the engine into staged files, then publish them: where each zone's data now is."""
+        staged = {zone: self._stage(key) for zone, key in keys.items()}
+        started = time.perf_counter()
+        split = validate(contract, data, files, staged["curated"], staged["quarantine"])
+        self.timings_s["validate_and_split"] = time.perf_counter() - started
+        # A failed batch must not feed training: its valid rows are never published.
+        zones = ["quarantine", "curated"] if split.result.passed else ["quarantine"]
+        return split, {zone: self._publish(staged[zone], keys[zone]) for zone in zones}
+
+    def _store_reports(
+        self, contract: Contract, split: WrittenSplit, engine: str, outputs: dict[str, str]
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """Write report.json, report.html and constraint_violations.json; adds their URLs to
+        ``outputs``. Returns the report and the bytes of the JSON and HTML pages."""
+        reports = f"reports/validation/{self.run_id}"
+        for name in ("report.json", "report.html", "constraint_violations.json"):
+            outputs[name] = self.ws.store.url(f"{reports}/{name}")
+        report = build_report(
+            split.result, engine=engine, timings_s=self.timings_s, outputs=outputs
+        )
+        report_bytes = json.dumps(report, indent=2).encode()
+        html_bytes = render_html(report, split.sample, contract).encode()
+        violations = json.dumps(constraint_violations(split.result), indent=2).encode()
+        self._put(f"{reports}/constraint_violations.json", violations)
+        self._put(f"{reports}/report.json", report_bytes)
+        self._put(f"{reports}/report.html", html_bytes)
+        return report, report_bytes, html_bytes
+
+    def _stage(self, key: str) -> Path:
+        """Where the engine writes ``key``'s data before it is published: beside the target
+        in a local store (a rename then publishes it), else in a local temporary folder."""
+        if self.staging is None:
+            if self.ws.store.is_local:
+                root = Path(self.ws.store.root) / f".validation-{self.run_id}"
+                root.mkdir(parents=True)
+                self.staging = root
+            else:
+                self.staging = Path(tempfile.mkdtemp(prefix=f"shipyard-{self.run_id}-"))
+        return self.staging / key.replace("/", "--")
+
+    def _publish(self, staged: Path, key: str) -> Path:
+        """Move a staged folder of part files to ``key``; returns where it now is. Locally one
+        rename publishes it whole; on S3 each part is one atomic PUT (``undo`` takes back a
+        folder published in part)."""
+        self.keys.append(key)  # before the move: a failed move may still leave bytes behind
+        if not self.ws.store.is_local:
+            for path in data_files(staged):
+                part = f"{key}/{path.relative_to(staged).as_posix()}"
+                self.ws.store.fs.put_file(str(path), self.ws.store.path(part))
+            return staged
+        target = Path(self.ws.store.path(key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_tree(staged)
+        if target.exists():
+            raise StorageError(f"{self.ws.store.url(key)} already exists; run ids are unique")
+        os.replace(staged, target)
+        fsync_entry(target.parent)  # the rename itself
+        return target
+
+    def _remove_staging(self) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _record_input(self, data: Path, files: list[Path], rows: int, digest: str) -> str:
         """The input's catalog id: an existing record of the same bytes, or a new one."""
-        names = [p.relative_to(data).as_posix() if data.is_dir() else p.name for p in files]
-        parts = [(name, _sha(path)) for name, path in zip(names, files, strict=True)]
-        digest = content_hash(parts)
         uri, zone = self._input_location(data)
         with self.ws.meta.reading() as connection:
             known = connection.execute(
@@ -276,10 +338,6 @@ class _Job:
         self.keys.append(key)  # before the write: a failed write may still leave bytes behind
         return self.ws.store.put_bytes(key, data)
 
-    def _put_parquet(self, key: str, frame: pl.DataFrame) -> tuple[str, str]:
-        self.keys.append(key)
-        return key, self.ws.store.put_parquet(key, frame)
-
     def _write_local(self, path: str | Path | None, data: bytes) -> None:
         if path is None:
             return
@@ -295,25 +353,26 @@ class _Job:
     def _record_outputs(
         self,
         contract: Contract,
-        outcome: ValidationOutcome,
-        stored: dict[str, tuple[str, str]],
+        result: ValidationResult,
+        keys: dict[str, str],
+        parts: dict[str, list[tuple[str, str]]],
         input_id: str,
     ) -> dict[str, str]:
         details = {
             "contract": f"{contract.name}@{contract.version}",
             "code_version": code_version(),
             "run": self.run_id,
-            "passed": outcome.passed,
+            "passed": result.passed,
         }
-        rows = {"curated": outcome.rows_valid, "quarantine": outcome.rows_quarantined}
+        rows = {"curated": result.rows_valid, "quarantine": result.rows_quarantined}
         ids = {}
-        for zone, (key, sha) in stored.items():
+        for zone, zone_parts in parts.items():
             ids[zone] = record_dataset(
                 self.ws.meta,
                 name=f"{contract.name}/{zone}",
                 zone=zone,
-                uri=self.ws.store.url(key),
-                content_hash=content_hash([(key, sha)]),
+                uri=self.ws.store.url(keys[zone]),
+                content_hash=content_hash(zone_parts),
                 rows=rows[zone],
                 parents=[input_id],
                 run_id=self.run_id,
@@ -322,11 +381,12 @@ class _Job:
         return ids
 
     def undo(self) -> None:
-        """Delete every object, local report and dataset record this run wrote (best effort:
-        one step failing does not stop the others)."""
+        """Delete every object, staged file, local report and dataset record this run wrote
+        (best effort: one step failing does not stop the others)."""
         for key in self.keys:
             with contextlib.suppress(Exception):  # e.g. a key the store refused to write
-                self.ws.store.delete(key)
+                self.ws.store.delete_prefix(key)
+        self._remove_staging()
         for path in self.local_files:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
@@ -342,15 +402,3 @@ class _Job:
                     action="delete",
                     reason=f"validation run {self.run_id} failed; its outputs were removed",
                 )
-
-
-def _sha(path: Path) -> str:
-    """The sha256 of the file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return digest.hexdigest()

@@ -16,8 +16,9 @@ from shipyard.validate.contract import (
     load_contract,
     packaged_contract,
 )
-from shipyard.validate.outcome import DatasetCheck, ValidationOutcome
+from shipyard.validate.outcome import DatasetCheck, ValidationOutcome, ValidationResult
 from shipyard.validate.polars_engine import validate_frame
+from shipyard.validate.polars_stream import WrittenSplit, validate_to_parquet
 from shipyard.validate.report import build_report, render_html
 from shipyard.validate.violations import constraint_violations
 
@@ -28,6 +29,8 @@ __all__ = [
     "DatasetCheck",
     "Freshness",
     "ValidationOutcome",
+    "ValidationResult",
+    "WrittenSplit",
     "build_report",
     "constraint_violations",
     "contract_from_baseline",
@@ -36,5 +39,6 @@ __all__ = [
     "packaged_contract",
     "render_html",
     "validate_frame",
+    "validate_to_parquet",
     "write_baseline",
 ]

@@ -3,11 +3,16 @@
 Pass one computes every per-column summary (counts, moments, extremes, distinct values, top
 values) in one ``select``. Pass two needs pass one's counts and extremes: it sorts each numeric
 column once to read the histogram edges and the quantile sample off the sorted values.
+
+A sensitive column gets only its counts (present, missing; distinct for strings). Everything else
+is made of its values or can give one away (the mean of one value is that value): moments,
+extremes, the distribution's buckets and sketch, the top values, the suggested domain.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ FRACTIONAL = "Fractional"
 STRING = "String"
 UNKNOWN = "Unknown"
 _NUMERIC = (INTEGRAL, FRACTIONAL)
+_NUMERIC_STATS = ("mean", "sum", "std_dev", "min", "max")
 
 # SageMaker materialises every numeric distribution in 10 buckets; the docs say it is fixed.
 N_BUCKETS = 10
@@ -53,17 +59,28 @@ class _Column:
     name: str
     index: int
     kind: str
+    is_sensitive: bool = False
 
     def key(self, stat: str) -> str:
         # Positional keys: any column name, even one like "3:sum", stays collision-free.
         return f"{self.index}:{stat}"
 
 
-def profile(frame: pl.DataFrame | pl.LazyFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The statistics.json and constraints.json content for ``frame``, in SageMaker's shape."""
+def profile(
+    frame: pl.DataFrame | pl.LazyFrame, sensitive: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The statistics.json and constraints.json content for ``frame``, in SageMaker's shape;
+    the columns named in ``sensitive`` get no statistic made of their values."""
     schema = frame.lazy().collect_schema()
+    unknown = sorted(set(sensitive) - set(schema.names()))
+    if unknown:
+        # A misspelt name would leave the real column's values in the baseline.
+        raise DataError(
+            f"sensitive column(s) {', '.join(map(repr, unknown))} not in the data; "
+            f"it has: {', '.join(schema.names())}"
+        )
     columns = [
-        _Column(name, index, _kind(name, dtype))
+        _Column(name, index, _kind(name, dtype), name in sensitive)
         for index, (name, dtype) in enumerate(schema.items())
         if not name.startswith("_")
     ]
@@ -77,7 +94,11 @@ def profile(frame: pl.DataFrame | pl.LazyFrame) -> tuple[dict[str, Any], dict[st
     if data.height == 0:
         raise DataError("cannot infer a baseline from 0 rows; give it a sample of the data")
     summary = _summarise(data, columns)
-    numeric = [c for c in columns if c.kind in _NUMERIC and summary[c.key("present")] > 0]
+    numeric = [
+        c
+        for c in columns
+        if c.kind in _NUMERIC and summary[c.key("present")] > 0 and not c.is_sensitive
+    ]
     distribution = _distributions(data, numeric, summary)
     statistics = {
         "version": 0.0,
@@ -105,7 +126,8 @@ def _summarise(data: pl.DataFrame, columns: list[_Column]) -> dict[str, Any]:
     summary = frames[0].row(0, named=True)
     for index, column in enumerate(strings):
         top, distinct = frames[1 + 2 * index], frames[2 + 2 * index]
-        summary[column.key("top")] = top.to_dicts()
+        # The top values of a sensitive column are its values: dropped before they go anywhere.
+        summary[column.key("top")] = [] if column.is_sensitive else top.to_dicts()
         summary[column.key("distinct")] = distinct.item()
     return summary
 
@@ -228,14 +250,11 @@ def _statistics(
     inferred = _inferred_type(column, summary)
     feature: dict[str, Any] = {"name": column.name, "inferred_type": inferred}
     if inferred in _NUMERIC:
-        feature["numerical_statistics"] = {
-            "common": _common(column, summary, n_rows),
-            **{
-                stat: float(summary[column.key(stat)])
-                for stat in ("mean", "sum", "std_dev", "min", "max")
-            },
-            "distribution": _kll(column, summary, distribution),
-        }
+        numbers: dict[str, Any] = {"common": _common(column, summary, n_rows)}
+        if not column.is_sensitive:
+            numbers.update({stat: float(summary[column.key(stat)]) for stat in _NUMERIC_STATS})
+            numbers["distribution"] = _kll(column, summary, distribution)
+        feature["numerical_statistics"] = numbers
     elif inferred == STRING:
         buckets = [{"value": t["value"], "count": t["count"]} for t in summary[column.key("top")]]
         feature["string_statistics"] = {
@@ -257,7 +276,11 @@ def _constraints(column: _Column, summary: dict[str, Any], n_rows: int) -> dict[
     }
     if inferred in _NUMERIC:
         feature["num_constraints"] = {"is_non_negative": summary[column.key("min")] >= 0}
-    elif inferred == STRING and _has_small_domain(summary[column.key("distinct")], n_present):
+    elif (
+        inferred == STRING
+        and not column.is_sensitive
+        and _has_small_domain(summary[column.key("distinct")], n_present)
+    ):
         domain = sorted(t["value"] for t in summary[column.key("top")])
         feature["string_constraints"] = {"domains": domain}
     return feature

@@ -27,6 +27,9 @@ How features are typed and summarised:
 - ``string_statistics.distribution.categorical.buckets`` lists the 50 most frequent values (ties
   in value order); ``distinct_count`` is exact but written as a double, as the container does.
 - Columns whose names start with ``_`` are ingestion metadata and are left out.
+- Sensitive columns (``infer_baseline(frame, sensitive=...)``, e.g. a contract's columns marked
+  ``sensitive: true``) record counts only (present, missing, distinct): no moments, min, max or
+  distribution for numbers, no categorical buckets for strings, no suggested domain.
 
 Suggested constraints:
 
@@ -43,7 +46,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,12 +80,15 @@ class Baseline:
         return {f["name"]: f["inferred_type"] for f in self.constraints["features"]}
 
 
-def infer_baseline(frame: pl.DataFrame | pl.LazyFrame) -> Baseline:
+def infer_baseline(
+    frame: pl.DataFrame | pl.LazyFrame, *, sensitive: Collection[str] = ()
+) -> Baseline:
     """Statistics and suggested constraints for ``frame``, as SageMaker's baseline job writes them.
 
+    The columns named in ``sensitive`` get counts only, no statistic that shows their values.
     Raises ``DataError`` for a frame with no rows, or with a nested or binary column.
     """
-    statistics, constraints = profile(frame)
+    statistics, constraints = profile(frame, sensitive)
     return Baseline(statistics=statistics, constraints=constraints)
 
 

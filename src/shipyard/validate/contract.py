@@ -61,6 +61,7 @@ class ColumnSpec(_ContractModel):
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     timestamp_format: str | None = None
+    # Its values stay out of reports, violations and baselines (counts only); rows keep them.
     sensitive: bool = False
     unique: bool = False
     pattern: str | None = None

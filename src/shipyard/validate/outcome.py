@@ -43,12 +43,13 @@ class DatasetCheck:
 
 
 @dataclass(frozen=True, eq=False)
-class ValidationOutcome:
-    """Valid rows typed per contract, quarantined raw rows with reason codes, and the verdict.
+class ValidationResult:
+    """The counts and verdict of validating a dataset, without the rows themselves.
 
-    ``check_counts`` maps every compiled check code (``"amount:min"``) to its failing rows, zeros
-    included. ``dataset_checks`` holds the batch-level checks (``bad_row_share``, ``row_count``
-    and, when the contract declares it, ``freshness``); ``passed`` is the AND of them and
+    What an engine that writes the split straight to files returns. ``check_counts`` maps every
+    compiled check code (``"amount:min"``) to its failing rows, zeros included.
+    ``dataset_checks`` holds the batch-level checks (``bad_row_share``, ``row_count`` and, when
+    the contract declares it, ``freshness``); ``passed`` is the AND of them and
     ``reasons_failed`` explains each failure in a sentence.
 
     Engines pass ``newest``, the latest parsed value of the contract's freshness column (None
@@ -57,23 +58,21 @@ class ValidationOutcome:
     """
 
     contract: Contract
-    valid: pl.DataFrame
-    quarantine: pl.DataFrame
     check_counts: dict[str, int]
     rows_in: int
+    rows_valid: int
+    rows_quarantined: int
     extra_columns: tuple[str, ...] = ()
     missing_columns: tuple[str, ...] = ()
     newest: datetime | None = None
     checked_at: datetime | None = None
-    rows_valid: int = field(init=False)
-    rows_quarantined: int = field(init=False)
     bad_row_share: float = field(init=False)
     passed: bool = field(init=False)
     reasons_failed: list[str] = field(init=False)
     dataset_checks: dict[str, DatasetCheck] = field(init=False)
 
     def __post_init__(self) -> None:
-        rows_valid, rows_quarantined = self.valid.height, self.quarantine.height
+        rows_valid, rows_quarantined = self.rows_valid, self.rows_quarantined
         if rows_valid + rows_quarantined != self.rows_in:
             # Every row must land in exactly one side; anything else is a bug in the engine.
             raise AssertionError(
@@ -88,8 +87,6 @@ class ValidationOutcome:
         )
         # A frozen dataclass computes its derived fields through object.__setattr__.
         object.__setattr__(self, "checked_at", checked_at)
-        object.__setattr__(self, "rows_valid", rows_valid)
-        object.__setattr__(self, "rows_quarantined", rows_quarantined)
         object.__setattr__(self, "bad_row_share", share)
         object.__setattr__(self, "passed", all(check.passed for check in checks.values()))
         object.__setattr__(self, "reasons_failed", reasons)
@@ -114,6 +111,67 @@ class ValidationOutcome:
             "checks": checks,
             "extra_columns": list(self.extra_columns),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationOutcome:
+    """A ``ValidationResult`` with its rows in memory: valid rows typed per contract, quarantined
+    raw rows with reason codes. Its counts are the frames' heights.
+    """
+
+    contract: Contract
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    check_counts: dict[str, int]
+    rows_in: int
+    extra_columns: tuple[str, ...] = ()
+    missing_columns: tuple[str, ...] = ()
+    newest: datetime | None = None
+    checked_at: datetime | None = None
+    result: ValidationResult = field(init=False)
+
+    def __post_init__(self) -> None:
+        result = ValidationResult(
+            contract=self.contract,
+            check_counts=self.check_counts,
+            rows_in=self.rows_in,
+            rows_valid=self.valid.height,
+            rows_quarantined=self.quarantine.height,
+            extra_columns=self.extra_columns,
+            missing_columns=self.missing_columns,
+            newest=self.newest,
+            checked_at=self.checked_at,
+        )
+        object.__setattr__(self, "result", result)
+        object.__setattr__(self, "checked_at", result.checked_at)
+
+    @property
+    def rows_valid(self) -> int:
+        return self.result.rows_valid
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.result.rows_quarantined
+
+    @property
+    def bad_row_share(self) -> float:
+        return self.result.bad_row_share
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+    @property
+    def reasons_failed(self) -> list[str]:
+        return self.result.reasons_failed
+
+    @property
+    def dataset_checks(self) -> dict[str, DatasetCheck]:
+        return self.result.dataset_checks
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts: rows, share, verdict, and failures keyed by column then check."""
+        return self.result.summary()
 
 
 def _dataset_checks(
@@ -150,8 +208,10 @@ def _dataset_checks(
         if age is None:
             reasons.append(f"no {column} value to judge freshness by (max_age_hours {max_age:g})")
         elif not is_fresh:
+            # A sensitive column's values stay out of reports, even its newest one.
+            shown = "" if contract.column(column).sensitive else f" {newest:%Y-%m-%dT%H:%M:%SZ}"
             reasons.append(
-                f"newest {column} {newest:%Y-%m-%dT%H:%M:%SZ} is {age:.1f} h old at "
+                f"newest {column}{shown} is {age:.1f} h old at "
                 f"{checked_at:%Y-%m-%dT%H:%M:%SZ}, older than max_age_hours {max_age:g}"
             )
     return checks, reasons

@@ -1,7 +1,9 @@
 """Compiles a ``Contract`` into Polars expressions and splits a frame into valid and quarantined.
 
-Every check of every column is one boolean expression, and all of them run in one lazy query
-(one ``collect``), so the cost grows with the number of checks, never with a Python row loop.
+Every check of every column is one boolean expression, and all of them run in one lazy query,
+so the cost grows with the number of checks, never with a Python row loop. ``compile_contract``
+gives those expressions to any Polars-based runner: ``validate_frame`` here collects the split in
+memory; ``validate_to_parquet`` (``polars_stream``) streams it into Parquet files.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ import polars as pl
 
 from shipyard.core.errors import ContractError, DataError
 from shipyard.validate.contract import ColumnSpec, Contract, anchored_pattern
-from shipyard.validate.outcome import REASON_CODES, ValidationOutcome, require_columns
+from shipyard.validate.outcome import (
+    REASON_CODES,
+    ValidationOutcome,
+    ValidationResult,
+    require_columns,
+)
 
 # Helper columns live beside the data during the pass; the NUL prefix cannot clash with real names.
 _HELPER = "\x00shipyard:"
 # Marks the rows that failed any check; computed in the same query as the checks.
 _IS_BAD = f"{_HELPER}is_bad"
+# Names of the one-row totals and of the duplicate search's columns.
+_ROWS_IN, _ROWS_BAD, _NEWEST = f"{_HELPER}rows_in", f"{_HELPER}rows_bad", f"{_HELPER}newest"
+_VALUE, _HASH = f"{_HELPER}value", f"{_HELPER}hash"
 # Strings accepted for bool columns (data arriving as text, e.g. from CSV or loose JSON).
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
 
@@ -42,6 +52,117 @@ class _CompiledColumn:
     checks: tuple[tuple[str, pl.Expr], ...]
 
 
+@dataclass(frozen=True)
+class CompiledContract:
+    """A contract compiled against one data schema: expressions that type, check and split.
+
+    Every engine built on Polars (in memory, or streaming to files) runs these same expressions,
+    so they agree on every count and every row.
+    """
+
+    contract: Contract
+    schema: pl.Schema
+    columns: tuple[_CompiledColumn, ...]
+    # Helper column name -> (check code, failure flag), in reason-code order.
+    checks: dict[str, tuple[str, pl.Expr]]
+
+    def checked(self, lazy: pl.LazyFrame) -> pl.LazyFrame:
+        """The data plus its typed values, one flag per check and the any-failed flag."""
+        # Typed values first, then every check reads them, so each value is parsed once.
+        return (
+            lazy.with_columns([column.typed.alias(column.typed_name) for column in self.columns])
+            .with_columns([flag.alias(name) for name, (_, flag) in self.checks.items()])
+            .with_columns(pl.any_horizontal(list(self.checks)).alias(_IS_BAD))
+        )
+
+    def valid_rows(self, checked: pl.LazyFrame) -> pl.LazyFrame:
+        """Contract columns typed and in contract order, then ``_`` metadata columns untouched."""
+        metadata = [name for name in self.schema.names() if name.startswith("_")]
+        return checked.filter(~pl.col(_IS_BAD)).select(
+            *(pl.col(column.typed_name).alias(column.spec.name) for column in self.columns),
+            *metadata,
+        )
+
+    def quarantined_rows(self, checked: pl.LazyFrame) -> pl.LazyFrame:
+        """The raw rows as they came in, plus every check each one failed as ``column:check``."""
+        reasons = pl.concat_list(
+            [pl.when(pl.col(name)).then(pl.lit(code)) for name, (code, _) in self.checks.items()]
+        ).list.drop_nulls()
+        return checked.filter(pl.col(_IS_BAD)).select(
+            *self.schema.names(), reasons.alias(REASON_CODES)
+        )
+
+    def totals(self, checked: pl.LazyFrame) -> pl.LazyFrame:
+        """One row: the failures of every check, the rows in, the bad rows and the newest value."""
+        return checked.select(
+            *(pl.col(name).sum() for name in self.checks),
+            pl.len().alias(_ROWS_IN),
+            pl.col(_IS_BAD).sum().alias(_ROWS_BAD),
+            self._newest().alias(_NEWEST),
+        )
+
+    def result(
+        self, totals: pl.DataFrame, rows_valid: int, rows_quarantined: int, checked_at: datetime
+    ) -> ValidationResult:
+        """The verdict from ``totals`` (one row per pass over part of the data, added up) and
+        the rows each side of the split received."""
+        row = totals.select(pl.exclude(_NEWEST).sum(), pl.col(_NEWEST).max()).row(0, named=True)
+        if row[_ROWS_BAD] != rows_quarantined:
+            raise AssertionError(
+                f"validation flagged {row[_ROWS_BAD]} bad rows but quarantined {rows_quarantined}"
+            )
+        return ValidationResult(
+            contract=self.contract,
+            check_counts={code: int(row[name]) for name, (code, _) in self.checks.items()},
+            rows_in=int(row[_ROWS_IN]),
+            rows_valid=rows_valid,
+            rows_quarantined=rows_quarantined,
+            extra_columns=self.extra_columns,
+            missing_columns=self.missing_columns,
+            newest=row[_NEWEST],
+            checked_at=checked_at,
+        )
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        """Data columns the contract does not declare, other than ``_`` metadata: not in valid."""
+        declared = set(self.contract.column_names)
+        return tuple(n for n in self.schema.names() if n not in declared and not n.startswith("_"))
+
+    @property
+    def missing_columns(self) -> tuple[str, ...]:
+        return tuple(name for name in self.contract.column_names if name not in self.schema)
+
+    def _newest(self) -> pl.Expr:
+        """The latest parsed value of the freshness column, over every row (null if none)."""
+        if self.contract.freshness is None:
+            return pl.lit(None, dtype=_TARGET_DTYPES["timestamp"])
+        name = self.contract.freshness.column
+        return pl.col(next(c.typed_name for c in self.columns if c.spec.name == name)).max()
+
+
+def compile_contract(contract: Contract, lazy: pl.LazyFrame) -> CompiledContract:
+    """Compile ``contract`` against ``lazy``'s schema.
+
+    ``unique`` checks are settled here, in a pass over just the unique columns that finds the
+    duplicated values; the compiled flag is then a plain membership test, which a streaming
+    query can evaluate chunk by chunk.
+    """
+    schema = lazy.collect_schema()
+    require_columns(contract, schema.names())
+    typed = [_typed_column(spec, schema.get(spec.name)) for spec in contract.columns]
+    duplicated = _duplicated_values(
+        lazy, {spec.name: expr for spec, expr in typed if spec.unique and spec.name in schema}
+    )
+    columns = tuple(
+        _compile_column(spec, schema.get(spec.name), f"{_HELPER}typed:{index}", expr, duplicated)
+        for index, (spec, expr) in enumerate(typed)
+    )
+    all_checks = [check for column in columns for check in column.checks]
+    checks = {f"{_HELPER}check:{index}": check for index, check in enumerate(all_checks)}
+    return CompiledContract(contract, schema, columns, checks)
+
+
 def validate_frame(
     contract: Contract, frame: pl.DataFrame | pl.LazyFrame, *, now: datetime | None = None
 ) -> ValidationOutcome:
@@ -51,81 +172,79 @@ def validate_frame(
     """
     checked_at = now or datetime.now(UTC)
     lazy = frame.lazy()
-    schema = lazy.collect_schema()
-    require_columns(contract, schema.names())
-    compiled = [
-        _compile_column(spec, schema.get(spec.name), f"{_HELPER}typed:{index}")
-        for index, spec in enumerate(contract.columns)
-    ]
-    all_checks = [check for column in compiled for check in column.checks]
-    checks = {f"{_HELPER}check:{index}": check for index, check in enumerate(all_checks)}
-    # One query: typed values first, then every check reads them, so each value is parsed once.
-    checked = (
-        lazy.with_columns([column.typed.alias(column.typed_name) for column in compiled])
-        .with_columns([flag.alias(name) for name, (_, flag) in checks.items()])
-        .with_columns(pl.any_horizontal(list(checks)).alias(_IS_BAD))
-        .collect()
+    compiled = compile_contract(contract, lazy)
+    # One query computes every flag; the split and the totals then read the flags.
+    checked = compiled.checked(lazy).collect().lazy()
+    valid, quarantine, totals = pl.collect_all(
+        [compiled.valid_rows(checked), compiled.quarantined_rows(checked), compiled.totals(checked)]
     )
-    newest = _newest(contract, compiled)
-    *failures, latest = checked.select(*(pl.col(name).sum() for name in checks), newest).row(0)
+    result = compiled.result(totals, valid.height, quarantine.height, checked_at)
     return ValidationOutcome(
         contract=contract,
-        valid=_valid_rows(checked, compiled, schema),
-        quarantine=_quarantined_rows(checked, checks, schema),
-        check_counts={code: int(n) for (code, _), n in zip(checks.values(), failures, strict=True)},
-        rows_in=checked.height,
-        extra_columns=_extra_columns(contract, schema),
-        missing_columns=tuple(name for name in contract.column_names if name not in schema),
-        newest=latest,
+        valid=valid,
+        quarantine=quarantine,
+        check_counts=result.check_counts,
+        rows_in=result.rows_in,
+        extra_columns=result.extra_columns,
+        missing_columns=result.missing_columns,
+        newest=result.newest,
         checked_at=checked_at,
     )
 
 
-def _newest(contract: Contract, compiled: list[_CompiledColumn]) -> pl.Expr:
-    """The latest parsed value of the freshness column, over every row (null if none)."""
-    if contract.freshness is None:
-        return pl.lit(None, dtype=_TARGET_DTYPES["timestamp"]).alias("newest")
-    typed = next(c.typed_name for c in compiled if c.spec.name == contract.freshness.column)
-    return pl.col(typed).max().alias("newest")
+def _duplicated_values(lazy: pl.LazyFrame, typed: dict[str, pl.Expr]) -> dict[str, pl.Series]:
+    """Per unique column, the non-null typed values that occur more than once.
+
+    Sorting 64-bit hashes finds the repeated ones at a fraction of the cost of grouping the
+    values themselves; only the few values behind a repeated hash are then compared exactly
+    (different values can share a hash, so a repeated hash alone proves nothing).
+    """
+    names = list(typed)
+    hashes = pl.collect_all(
+        [
+            lazy.select(expr.alias(_VALUE))
+            .filter(pl.col(_VALUE).is_not_null())
+            .select(pl.col(_VALUE).hash().alias(_HASH))
+            .sort(_HASH)
+            .filter(pl.col(_HASH) == pl.col(_HASH).shift(1))
+            .unique()
+            for expr in typed.values()
+        ],
+        # Streaming: the values are hashed chunk by chunk, only the hashes are held.
+        engine="streaming",
+    )
+    found = zip(names, hashes, strict=True)
+    repeated = {name: frame[_HASH] for name, frame in found if frame.height}
+    values = pl.collect_all(
+        [
+            lazy.select(typed[name].alias(_VALUE))
+            .filter(pl.col(_VALUE).is_not_null() & pl.col(_VALUE).hash().is_in(found.implode()))
+            .filter(pl.col(_VALUE).is_duplicated())
+            .unique()
+            for name, found in repeated.items()
+        ]
+    )
+    return {name: frame[_VALUE] for name, frame in zip(repeated, values, strict=True)}
 
 
-def _extra_columns(contract: Contract, schema: pl.Schema) -> tuple[str, ...]:
-    """Data columns the contract does not declare, other than ``_`` metadata: left out of valid."""
-    declared = set(contract.column_names)
-    return tuple(n for n in schema.names() if n not in declared and not n.startswith("_"))
-
-
-def _valid_rows(
-    checked: pl.DataFrame, compiled: list[_CompiledColumn], schema: pl.Schema
-) -> pl.DataFrame:
-    """Contract columns typed and in contract order, then ``_`` metadata columns untouched."""
-    metadata = [name for name in schema.names() if name.startswith("_")]
-    # Lazy so that only the selected columns are filtered, not the helper columns too.
-    good = checked.lazy().filter(~pl.col(_IS_BAD))
-    return good.select(
-        *(pl.col(column.typed_name).alias(column.spec.name) for column in compiled), *metadata
-    ).collect()
-
-
-def _quarantined_rows(
-    checked: pl.DataFrame, checks: dict[str, tuple[str, pl.Expr]], schema: pl.Schema
-) -> pl.DataFrame:
-    """The raw rows as they came in, plus every check each one failed as ``column:check``."""
-    reasons = pl.concat_list(
-        [pl.when(pl.col(name)).then(pl.lit(code)) for name, (code, _) in checks.items()]
-    ).list.drop_nulls()
-    bad = checked.lazy().filter(pl.col(_IS_BAD))
-    return bad.select(*schema.names(), reasons.alias(REASON_CODES)).collect()
+def _typed_column(spec: ColumnSpec, dtype: pl.DataType | None) -> tuple[ColumnSpec, pl.Expr]:
+    if dtype is None:
+        return spec, pl.lit(None, dtype=_TARGET_DTYPES[spec.type])
+    return spec, _typed_value(spec, dtype)
 
 
 def _compile_column(
-    spec: ColumnSpec, dtype: pl.DataType | None, typed_name: str
+    spec: ColumnSpec,
+    dtype: pl.DataType | None,
+    typed_name: str,
+    typed_value: pl.Expr,
+    duplicated: dict[str, pl.Series],
 ) -> _CompiledColumn:
-    target = _TARGET_DTYPES[spec.type]
     if dtype is None:
         # An optional column absent from the data is all-null, so none of its checks can fail.
         checks = tuple((f"{spec.name}:{check}", pl.lit(False)) for check in spec.check_names)
-        return _CompiledColumn(spec, typed_name, pl.lit(None, dtype=target), checks)
+        return _CompiledColumn(spec, typed_name, typed_value, checks)
+    target = _TARGET_DTYPES[spec.type]
     raw, typed = pl.col(spec.name), pl.col(typed_name)
     is_present = raw.is_not_null() & ~raw.is_nan() if dtype.is_float() else raw.is_not_null()
     failed = {
@@ -142,12 +261,13 @@ def _compile_column(
         domain = pl.lit(pl.Series(values=spec.allowed, dtype=pl.String())).implode()
         failed["allowed"] = (~typed.is_in(domain)).fill_null(False)
     if spec.unique:
-        # Exact (grouped on the value itself), and several times faster than is_duplicated().
-        failed["unique"] = typed.is_not_null() & (pl.len().over(typed) > 1)
+        repeated = duplicated.get(spec.name)
+        is_repeated = pl.lit(False) if repeated is None else typed.is_in(repeated.implode())
+        failed["unique"] = typed.is_not_null() & is_repeated.fill_null(False)
     if spec.pattern is not None:
         failed["pattern"] = (~typed.str.contains(_checked_pattern(spec))).fill_null(False)
     checks = tuple((f"{spec.name}:{check}", failed[check]) for check in spec.check_names)
-    return _CompiledColumn(spec, typed_name, _typed_value(spec, dtype), checks)
+    return _CompiledColumn(spec, typed_name, typed_value, checks)
 
 
 def _checked_pattern(spec: ColumnSpec) -> str:

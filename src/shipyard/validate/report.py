@@ -4,6 +4,10 @@ Example::
 
     report = build_report(outcome, engine="polars", timings_s={"validate": 0.4})
     Path("report.html").write_text(render_html(report, outcome.valid, outcome.contract))
+
+Neither shows a raw value of a column the contract marks ``sensitive``: the reports hold counts
+per check, and the histograms of the valid rows leave sensitive columns out (their axis labels
+would be values of the column).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from shipyard.validate._svg import bar_chart, histogram
+from shipyard.core.svg import bar_chart, histogram
 from shipyard.validate.contract import Contract
-from shipyard.validate.outcome import ValidationOutcome
+from shipyard.validate.outcome import ValidationOutcome, ValidationResult
 from shipyard.validate.violations import constraint_violations
 
 HISTOGRAM_BINS = 20
@@ -25,7 +29,7 @@ HISTOGRAM_SAMPLE_ROWS = 200_000
 
 
 def build_report(
-    outcome: ValidationOutcome,
+    outcome: ValidationResult | ValidationOutcome,
     *,
     engine: str,
     timings_s: dict[str, float] | None = None,
@@ -48,18 +52,34 @@ def build_report(
     return report
 
 
+def histogram_columns(contract: Contract) -> list[str]:
+    """The contract columns the report draws: numeric, and not sensitive."""
+    return [
+        spec.name
+        for spec in contract.columns
+        if spec.type in ("int", "float") and not spec.sensitive
+    ]
+
+
+def histogram_sample(valid: pl.LazyFrame, contract: Contract, rows: int) -> pl.LazyFrame:
+    """The drawn columns of every k-th of about ``rows`` valid rows: at most about
+    HISTOGRAM_SAMPLE_ROWS rows, taken in a streaming pass without knowing which rows are valid."""
+    step = max(1, -(-rows // HISTOGRAM_SAMPLE_ROWS))
+    return valid.select(histogram_columns(contract)).gather_every(step)
+
+
 def numeric_histograms(
     valid: pl.DataFrame, contract: Contract, *, bins: int = HISTOGRAM_BINS
 ) -> dict[str, tuple[list[int], float, float]]:
-    """Per numeric contract column of the valid rows: (bin counts, low, high).
+    """Per numeric, non-sensitive contract column of the valid rows: (bin counts, low, high).
 
     The range is the 1st to 99th percentile, so one huge value cannot squash the picture into
     one bar; values beyond it are counted in the edge bins. Integer columns with fewer distinct
     possible values than bins get one bin per value, from min to max.
     """
     result: dict[str, tuple[list[int], float, float]] = {}
-    for spec in contract.columns:
-        if spec.type not in ("int", "float") or spec.name not in valid.columns:
+    for spec in (contract.column(name) for name in histogram_columns(contract)):
+        if spec.name not in valid.columns:
             continue
         values = valid.get_column(spec.name).drop_nulls().cast(pl.Float64)
         values = values.filter(values.is_finite())
@@ -93,7 +113,12 @@ def _sample(valid: pl.DataFrame) -> pl.DataFrame:
 
 
 def render_html(report: dict[str, Any], valid: pl.DataFrame, contract: Contract) -> str:
-    """One self-contained page: verdict, dataset checks, failures per check, distributions."""
+    """One self-contained page: verdict, dataset checks, failures per check, distributions.
+
+    ``valid`` holds the valid rows, or a sample of them (fewer rows than the report's
+    ``rows_valid``); more than HISTOGRAM_SAMPLE_ROWS rows are sampled at random first.
+    """
+    sample = _sample(valid)
     verdict = "PASSED" if report["passed"] else "FAILED"
     title = f"Validation of {report['contract']}@{report['contract_version']}: {verdict}"
     failures = sorted(
@@ -118,15 +143,22 @@ def render_html(report: dict[str, Any], valid: pl.DataFrame, contract: Contract)
         '<p class="note">Range: 1st to 99th percentile, values beyond it '
         "counted in the edge bars (narrow integer ranges: one bar per value)."
         + (
-            f" Drawn from a random sample of {HISTOGRAM_SAMPLE_ROWS:,} of the "
-            f"{valid.height:,} valid rows."
-            if valid.height > HISTOGRAM_SAMPLE_ROWS
+            f" Drawn from a sample of {sample.height:,} of the {report['rows_valid']:,} valid rows."
+            if sample.height < report["rows_valid"]
             else ""
         )
+        + _sensitive_note(contract)
         + "</p>",
-        _histograms(numeric_histograms(_sample(valid), contract)),
+        _histograms(numeric_histograms(sample, contract)),
     ]
     return _PAGE.format(title=escape(title), body="\n".join(sections))
+
+
+def _sensitive_note(contract: Contract) -> str:
+    hidden = [spec.name for spec in contract.columns if spec.sensitive]
+    if not hidden:
+        return ""
+    return f" Sensitive columns are not drawn: {escape(', '.join(hidden))}."
 
 
 def format_observed(value: float | None) -> str:

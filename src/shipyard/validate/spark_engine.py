@@ -4,10 +4,12 @@ Every check is one boolean column and all of them are computed in one projection
 only ``unique`` needs more (an aggregate of the duplicated values, joined back). The outcome holds
 the same reason codes, in the same order, and the same counts as the Polars engine gives.
 
-The valid and quarantined rows are collected to Polars through Arrow so that the outcome is the
-same ``ValidationOutcome`` as the Polars engine's, which lets the two be compared row for row.
-That needs the data to fit in driver memory: at scale, a pipeline should write the two sides
-straight from Spark instead of collecting them.
+``validate_spark_to_parquet`` writes the valid and the quarantined rows from Spark itself, as
+two folders of Parquet part files, so the driver never holds the data: only the totals (observed
+in the same pass) and the duplicated values of ``unique`` columns reach it. ``validate_spark``
+reads such folders back into the same ``ValidationOutcome`` as the Polars engine's, for data
+small enough to compare row for row. Rows keep the order of Spark's input partitions (the
+input's order for one file).
 
 Text is parsed as strictly as Polars parses it: a text value that Polars would not read as the
 contract's type is a ``type`` failure here too. Text timestamps are known to differ only where
@@ -20,45 +22,38 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import polars as pl
-import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from shipyard.core.errors import ConfigError, ContractError, DataError
-from shipyard.validate._spark_datetime import spark_datetime_pattern
+from shipyard.core.errors import ConfigError, ContractError
+from shipyard.validate._spark_typing import TARGET_TYPES, col, typed_value
 from shipyard.validate.contract import ColumnSpec, Contract
-from shipyard.validate.outcome import REASON_CODES, ValidationOutcome, require_columns
+from shipyard.validate.outcome import (
+    REASON_CODES,
+    ValidationOutcome,
+    ValidationResult,
+    require_columns,
+)
+from shipyard.validate.polars_stream import WrittenSplit
+from shipyard.validate.report import histogram_sample
 
 # Helper columns live beside the data during the pass. Not the Polars engine's NUL prefix: Arrow
 # passes names to Polars as C strings, which end at a NUL.
 _HELPER = "\u00a7shipyard:"
 _IS_BAD = f"{_HELPER}is_bad"
-# Spark keeps no row order through the join of ``unique``; the outcome is put back in input order.
-_ROW_ID = f"{_HELPER}row_id"
 _ROWS_IN = f"{_HELPER}rows_in"
+_ROWS_BAD = f"{_HELPER}rows_bad"
 _NEWEST_US = f"{_HELPER}newest_us"
-# Strings accepted for bool columns, as in the Polars engine (compared lowercased).
-_TRUE_WORDS, _FALSE_WORDS = ("true", "1"), ("false", "0")
-# The text Polars reads as numbers (no surrounding space, no Java-only forms such as "1.5d").
-_INT_TEXT = r"^[+-]?[0-9]+\z"
-_FLOAT_TEXT = r"(?i)^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)\z"
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Z", "+00:00"})
 
-_TARGET_TYPES: dict[str, T.DataType] = {
-    "string": T.StringType(),
-    "int": T.LongType(),
-    "float": T.DoubleType(),
-    "bool": T.BooleanType(),
-    "timestamp": T.TimestampType(),
-}
 _POLARS_TYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
     "int": pl.Int64(),
@@ -66,9 +61,6 @@ _POLARS_TYPES: dict[str, pl.DataType] = {
     "bool": pl.Boolean(),
     "timestamp": pl.Datetime("ms", "UTC"),
 }
-_TEXT_TYPES = (T.StringType, T.CharType, T.VarcharType)
-_TEMPORAL_TYPES = (T.DateType, T.TimestampType, T.TimestampNTZType)
-_READABLE_TYPES = (T.NullType, T.NumericType, T.BooleanType, *_TEXT_TYPES, *_TEMPORAL_TYPES)
 
 _SPARK_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
@@ -78,10 +70,12 @@ _SPARK_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.log.level": "ERROR",
-    # Collecting both sides to Polars holds them in the driver: 2g ran out at 5M fraud rows.
-    "spark.driver.memory": os.environ.get("SHIPYARD_SPARK_DRIVER_MEMORY", "6g"),
-    "spark.driver.maxResultSize": "0",
+    # In local mode the driver is also the executor: this is the memory the tasks share.
+    "spark.driver.memory": os.environ.get("SHIPYARD_SPARK_DRIVER_MEMORY", "2g"),
+    # Microseconds: the unit of Spark's timestamps, so raw quarantined values are kept whole.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+_PARQUET_GLOB = "*.parquet"
 
 
 @dataclass(frozen=True)
@@ -115,11 +109,60 @@ def validate_spark(
 ) -> ValidationOutcome:
     """Split ``data`` (a Spark DataFrame, or a Parquet path) as ``validate_frame`` splits it.
 
-    ``spark`` reads a path (default: ``get_spark()``); ``now`` is when freshness is judged.
+    For data that fits in memory: the split is written by ``validate_spark_to_parquet`` to a
+    temporary folder and read back. ``spark`` reads a path (default: ``get_spark()``); ``now``
+    is when freshness is judged.
+    """
+    with tempfile.TemporaryDirectory(prefix="shipyard-spark-") as tmp:
+        valid_path, quarantine_path = Path(tmp) / "valid", Path(tmp) / "quarantine"
+        split = validate_spark_to_parquet(
+            contract,
+            data,
+            valid_path=valid_path,
+            quarantine_path=quarantine_path,
+            spark=spark,
+            now=now,
+        )
+        written = _read_written(valid_path)
+        valid = written.select(
+            *(_polars_typed(spec.name, _POLARS_TYPES[spec.type]) for spec in contract.columns),
+            *(name for name in written.columns if name.startswith("_")),
+        )
+        quarantine = _read_written(quarantine_path).with_columns(
+            pl.col(REASON_CODES).cast(pl.List(pl.String()))
+        )
+    result = split.result
+    return ValidationOutcome(
+        contract=contract,
+        valid=valid,
+        quarantine=quarantine,
+        check_counts=result.check_counts,
+        rows_in=result.rows_in,
+        extra_columns=result.extra_columns,
+        missing_columns=result.missing_columns,
+        newest=result.newest,
+        checked_at=result.checked_at,
+    )
+
+
+def validate_spark_to_parquet(
+    contract: Contract,
+    data: str | Path | DataFrame,
+    *,
+    valid_path: str | Path,
+    quarantine_path: str | Path,
+    spark: SparkSession | None = None,
+    now: datetime | None = None,
+) -> WrittenSplit:
+    """Validate ``data`` and write each side of the split from Spark, as a folder of Parquet parts.
+
+    The counts of the result come from the written folders and are checked against the rows
+    read. Writing somewhere temporary and moving the folders into place is the caller's.
     """
     checked_at = now or datetime.now(UTC)
     frame = data if isinstance(data, DataFrame) else (spark or get_spark()).read.parquet(str(data))
-    _require_utc(frame.sparkSession)
+    session = frame.sparkSession
+    _require_utc(session)
     schema = {field.name: field.dataType for field in frame.schema.fields}
     require_columns(contract, list(schema))
     compiled = [
@@ -134,19 +177,33 @@ def validate_spark(
     observation = Observation(f"shipyard-validate-{uuid.uuid4().hex}")
     observed = checked.observe(
         observation,
-        *(F.count_if(_col(name)).alias(name) for name in checks),
+        *(F.count_if(col(name)).alias(name) for name in checks),
         F.count(F.lit(1)).alias(_ROWS_IN),
+        F.count_if(col(_IS_BAD)).alias(_ROWS_BAD),
         _newest_us(contract, compiled).alias(_NEWEST_US),
     )
-    split = _collect_split(observed, compiled, checks, schema)
+    try:
+        # The first action, where the totals are observed, and where Java meets the patterns.
+        _write(_valid_rows(observed, compiled, schema), valid_path)
+    except Exception:
+        _require_java_patterns(session, compiled)
+        raise
+    _write(_quarantined_rows(checked, checks, schema), quarantine_path)
     totals = observation.get
+    rows_valid, rows_quarantined = (
+        session.read.parquet(str(path)).count() for path in (valid_path, quarantine_path)
+    )
+    if totals[_ROWS_BAD] != rows_quarantined:
+        raise AssertionError(
+            f"validation flagged {totals[_ROWS_BAD]} bad rows but quarantined {rows_quarantined}"
+        )
     newest_us = totals[_NEWEST_US]
-    return ValidationOutcome(
+    result = ValidationResult(
         contract=contract,
-        valid=_valid_rows(split, compiled, schema),
-        quarantine=_quarantined_rows(split, schema),
         check_counts={code: int(totals[name]) for name, (code, _) in checks.items()},
         rows_in=int(totals[_ROWS_IN]),
+        rows_valid=rows_valid,
+        rows_quarantined=rows_quarantined,
         extra_columns=tuple(
             n for n in schema if n not in contract.column_names and not n.startswith("_")
         ),
@@ -154,97 +211,59 @@ def validate_spark(
         newest=None if newest_us is None else datetime.fromtimestamp(newest_us / 1e6, UTC),
         checked_at=checked_at,
     )
+    written = pl.scan_parquet(Path(valid_path) / _PARQUET_GLOB)
+    return WrittenSplit(result, histogram_sample(written, contract, rows_valid).collect())
 
 
 def _checked_rows(
     frame: DataFrame, compiled: list[_CompiledColumn], checks: dict[str, tuple[str, Column]]
 ) -> DataFrame:
-    """The data with a row id, typed values, one flag per check and the any-failed flag."""
-    typed = frame.withColumn(_ROW_ID, F.monotonically_increasing_id()).withColumns(
-        {column.typed_name: column.typed for column in compiled}
-    )
+    """The data with typed values, one flag per check and the any-failed flag."""
+    typed = frame.withColumns({column.typed_name: column.typed for column in compiled})
     return (
         _with_duplicate_flags(typed, compiled)
         .withColumns({name: flag for name, (_, flag) in checks.items()})
-        .withColumn(_IS_BAD, functools.reduce(operator.or_, map(_col, checks), F.lit(False)))
+        .withColumn(_IS_BAD, functools.reduce(operator.or_, map(col, checks), F.lit(False)))
     )
-
-
-def _collect_split(
-    observed: DataFrame,
-    compiled: list[_CompiledColumn],
-    checks: dict[str, tuple[str, Column]],
-    schema: dict[str, T.DataType],
-) -> pl.DataFrame:
-    """Both sides in one pass and one Arrow collect: typed values on valid rows, raw values and
-    reason codes on bad rows (nulls elsewhere), in input order.
-
-    The totals are observed in the same pass. A pipeline at scale would write this frame from
-    Spark, partitioned by the bad-row flag, instead of collecting it.
-    """
-    is_bad = _col(_IS_BAD)
-    codes = [F.when(_col(name), F.lit(code)) for name, (code, _) in checks.items()]
-    reasons = F.array_compact(F.array(*codes)) if codes else F.array().cast("array<string>")
-    raw = [
-        _col(name) if name.startswith("_") else F.when(is_bad, _col(name)).alias(name)
-        for name in schema
-    ]
-    try:
-        table: pa.Table = observed.select(
-            _col(_ROW_ID),
-            is_bad,
-            *(F.when(~is_bad, _col(c.typed_name)).alias(c.typed_name) for c in compiled),
-            *raw,
-            F.when(is_bad, reasons).alias(REASON_CODES),
-        ).toArrow()
-    except Exception:
-        # The first action is where Java meets the patterns; name a pattern it cannot compile.
-        _require_java_patterns(observed.sparkSession, compiled)
-        raise
-    collected = pl.from_arrow(table)
-    assert isinstance(collected, pl.DataFrame)
-    return collected.sort(_ROW_ID)
 
 
 def _valid_rows(
-    split: pl.DataFrame, compiled: list[_CompiledColumn], schema: dict[str, T.DataType]
-) -> pl.DataFrame:
+    checked: DataFrame, compiled: list[_CompiledColumn], schema: dict[str, T.DataType]
+) -> DataFrame:
     """Contract columns typed and in contract order, then ``_`` metadata columns untouched."""
-    metadata = [name for name in schema if name.startswith("_")]
-    return (
-        split.lazy()
-        .filter(~pl.col(_IS_BAD))
-        .select(
-            *(
-                _polars_typed(c.typed_name, _POLARS_TYPES[c.spec.type]).alias(c.spec.name)
-                for c in compiled
-            ),
-            *metadata,
-        )
-        .collect()
-    )
+    metadata = [col(name) for name in schema if name.startswith("_")]
+    typed = [col(column.typed_name).alias(column.spec.name) for column in compiled]
+    return checked.where(~col(_IS_BAD)).select(*typed, *metadata)
 
 
-def _quarantined_rows(split: pl.DataFrame, schema: dict[str, T.DataType]) -> pl.DataFrame:
+def _quarantined_rows(
+    checked: DataFrame, checks: dict[str, tuple[str, Column]], schema: dict[str, T.DataType]
+) -> DataFrame:
     """The raw rows as they came in, plus every check each one failed as ``column:check``."""
-    return (
-        split.lazy()
-        .filter(pl.col(_IS_BAD))
-        .select(*schema, pl.col(REASON_CODES).cast(pl.List(pl.String())))
-        .collect()
-    )
+    codes = [F.when(col(name), F.lit(code)) for name, (code, _) in checks.items()]
+    reasons = F.array_compact(F.array(*codes))
+    raw = [col(name) for name in schema]
+    return checked.where(col(_IS_BAD)).select(*raw, reasons.alias(REASON_CODES))
+
+
+def _write(frame: DataFrame, path: str | Path) -> None:
+    frame.write.option("compression", "zstd").parquet(str(path))
+    # Spark's bookkeeping (the _SUCCESS marker, Hadoop's .crc checksums) is not data.
+    for leftover in [*Path(path).glob("_SUCCESS"), *Path(path).glob(".*.crc")]:
+        leftover.unlink()
+
+
+def _read_written(path: Path) -> pl.DataFrame:
+    """A folder Spark wrote, its parts in order (Spark numbers them by input partition)."""
+    return pl.read_parquet(sorted(path.glob(_PARQUET_GLOB)))
 
 
 def _polars_typed(name: str, target: pl.DataType) -> pl.Expr:
     if isinstance(target, pl.Datetime):
-        # Arrow carries Spark's timestamps as microseconds in the session time zone.
-        return pl.col(name).dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
+        # Spark's timestamps are microseconds; the contract's are milliseconds in UTC.
+        column = pl.col(name)
+        return column.dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
     return pl.col(name).cast(target)
-
-
-def _col(name: str) -> Column:
-    """A column by its exact name, even when the name holds dots or backticks."""
-    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def _require_utc(spark: SparkSession) -> None:
@@ -260,13 +279,13 @@ def _require_utc(spark: SparkSession) -> None:
 
 def _compile_column(spec: ColumnSpec, dtype: T.DataType | None, index: int) -> _CompiledColumn:
     typed_name = f"{_HELPER}typed:{index}"
-    target = _TARGET_TYPES[spec.type]
+    target = TARGET_TYPES[spec.type]
     names = spec.check_names
     if dtype is None:
         # An optional column absent from the data is all-null, so none of its checks can fail.
         checks = tuple((f"{spec.name}:{check}", F.lit(False)) for check in names)
         return _CompiledColumn(spec, typed_name, F.lit(None).cast(target), checks, None)
-    raw, typed = _col(spec.name), _col(typed_name)
+    raw, typed = col(spec.name), col(typed_name)
     is_float = isinstance(dtype, T.FloatType | T.DoubleType)
     is_present = raw.isNotNull() & ~F.isnan(raw) if is_float else raw.isNotNull()
     failed = {
@@ -283,11 +302,11 @@ def _compile_column(spec: ColumnSpec, dtype: T.DataType | None, index: int) -> _
         failed["allowed"] = F.coalesce(~typed.isin(*spec.allowed), F.lit(False))
     duplicates_name = f"{_HELPER}duplicated:{index}" if spec.unique else None
     if duplicates_name is not None:
-        failed["unique"] = typed.isNotNull() & F.coalesce(_col(duplicates_name), F.lit(False))
+        failed["unique"] = typed.isNotNull() & F.coalesce(col(duplicates_name), F.lit(False))
     if spec.pattern is not None:
         failed["pattern"] = F.coalesce(~typed.rlike(_java_pattern(spec.pattern)), F.lit(False))
     checks = tuple((f"{spec.name}:{check}", failed[check]) for check in names)
-    return _CompiledColumn(spec, typed_name, _typed_value(spec, dtype), checks, duplicates_name)
+    return _CompiledColumn(spec, typed_name, typed_value(spec, dtype), checks, duplicates_name)
 
 
 def _java_pattern(pattern: str) -> str:
@@ -316,13 +335,17 @@ def _with_duplicate_flags(frame: DataFrame, compiled: list[_CompiledColumn]) -> 
             continue
         key = f"{column.duplicates_name}:key"
         duplicated = (
-            frame.where(_col(column.typed_name).isNotNull())
-            .groupBy(_col(column.typed_name).alias(key))
+            frame.where(col(column.typed_name).isNotNull())
+            .groupBy(col(column.typed_name).alias(key))
             .count()
             .where(F.col("count") > 1)
-            .select(_col(key), F.lit(True).alias(column.duplicates_name))
+            .select(col(key), F.lit(True).alias(column.duplicates_name))
+            # Computed once here, not again by each of the two writes that read the flags.
+            .localCheckpoint()
         )
-        joined = frame.join(duplicated, _col(column.typed_name) == _col(key), "left")
+        # Broadcast, so the data is not shuffled for the join and keeps its order; only the
+        # duplicated values travel (through the driver), which is the few, not the data.
+        joined = frame.join(F.broadcast(duplicated), col(column.typed_name) == col(key), "left")
         frame = joined.drop(key)
     return frame
 
@@ -333,63 +356,4 @@ def _newest_us(contract: Contract, compiled: list[_CompiledColumn]) -> Column:
     if contract.freshness is None:
         return F.lit(None).cast(T.LongType())
     typed = next(c.typed_name for c in compiled if c.spec.name == contract.freshness.column)
-    return F.unix_micros(F.max(_col(typed)))
-
-
-def _typed_value(spec: ColumnSpec, dtype: T.DataType) -> Column:
-    """``spec``'s column cast to the contract type; null wherever the value cannot be read."""
-    raw = _col(spec.name)
-    if isinstance(dtype, T.NullType):
-        return raw.cast(_TARGET_TYPES[spec.type])
-    if not isinstance(dtype, _READABLE_TYPES):
-        _raise_unreadable(spec, dtype)
-    is_text = isinstance(dtype, _TEXT_TYPES)
-    if spec.type == "string":
-        return raw.cast(T.StringType())
-    if spec.type == "timestamp":
-        return _timestamp_value(spec, dtype)
-    if isinstance(dtype, _TEMPORAL_TYPES):
-        _raise_unreadable(spec, dtype)
-    if spec.type == "bool":
-        if isinstance(dtype, T.BooleanType):
-            return raw
-        if is_text:
-            word = F.lower(raw)
-            return F.when(word.isin(*_TRUE_WORDS), True).when(word.isin(*_FALSE_WORDS), False)
-        return F.when(raw == 1, True).when(raw == 0, False)
-    if spec.type == "float":
-        number = F.when(raw.rlike(_FLOAT_TEXT), raw) if is_text else raw
-        as_float = number.try_cast(T.DoubleType())
-        return F.nanvl(as_float, F.lit(None).cast(T.DoubleType()))
-    if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
-        # A float is an int only when it has no fraction; a plain cast would truncate 2.5 to 2.
-        number = raw.cast(T.DoubleType())
-        whole = number.try_cast(T.LongType())
-        return F.when(whole.cast(T.DoubleType()) == number, whole)
-    return (F.when(raw.rlike(_INT_TEXT), raw) if is_text else raw).try_cast(T.LongType())
-
-
-def _timestamp_value(spec: ColumnSpec, dtype: T.DataType) -> Column:
-    raw = _col(spec.name)
-    if isinstance(dtype, _TEXT_TYPES):
-        if spec.timestamp_format is None:
-            raise DataError(
-                f"column {spec.name!r} holds text, but the contract gives no timestamp_format "
-                "to parse it with; declare one, e.g. '%Y-%m-%dT%H:%M:%S%.3fZ'"
-            )
-        pattern, regex = spark_datetime_pattern(spec.name, spec.timestamp_format)
-        parsed = F.try_to_timestamp(F.when(raw.rlike(regex), raw), F.lit(pattern))
-    elif isinstance(dtype, _TEMPORAL_TYPES):
-        # Naive timestamps and dates are read in the session time zone, which is UTC.
-        parsed = raw.cast(T.TimestampType())
-    else:
-        _raise_unreadable(spec, dtype)
-    # Polars keeps milliseconds; Spark keeps microseconds.
-    return F.date_trunc("millisecond", parsed)
-
-
-def _raise_unreadable(spec: ColumnSpec, dtype: T.DataType) -> NoReturn:
-    raise DataError(
-        f"column {spec.name!r} has Spark type {dtype.simpleString()}, which cannot be read as "
-        f"{spec.type}; fix the data's schema or the contract"
-    )
+    return F.unix_micros(F.max(col(typed)))

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.validate.outcome import ValidationOutcome
+from shipyard.validate.contract import Contract
+from shipyard.validate.outcome import ValidationOutcome, ValidationResult
 
 VIOLATIONS_FILE = "constraint_violations.json"
 # Batch-level checks concern no single feature.
@@ -55,14 +56,14 @@ _ROW_CHECK_MEANING = {
 }
 
 
-def constraint_violations(outcome: ValidationOutcome) -> dict[str, Any]:
+def constraint_violations(outcome: ValidationResult | ValidationOutcome) -> dict[str, Any]:
     """``{"violations": [...]}`` for every failed check; an empty list when all passed."""
     violations = []
     for code, count in outcome.check_counts.items():
         if not count:
             continue
         column, _, check = code.rpartition(":")
-        detail = _column_detail(outcome, column, check)
+        detail = _column_detail(outcome.contract, column, check)
         share = count / outcome.rows_in
         violations.append(
             _violation(
@@ -103,8 +104,8 @@ def constraint_violations(outcome: ValidationOutcome) -> dict[str, Any]:
     return {"violations": violations}
 
 
-def _column_detail(outcome: ValidationOutcome, column: str, check: str) -> str:
-    spec = next((c for c in outcome.contract.columns if c.name == column), None)
+def _column_detail(contract: Contract, column: str, check: str) -> str:
+    spec = next((c for c in contract.columns if c.name == column), None)
     if spec is None:
         return ""
     if check == "min":
