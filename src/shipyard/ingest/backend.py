@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +53,33 @@ def records_of(batch: RecordBatch) -> list[StreamRecord]:
             batch.sequences, batch.payloads, batch.arrival_ms, strict=True
         )
     ]
+
+
+def shard_of(partition_key: bytes, shards: int) -> int:
+    """crc32 of the key: the same shard in every process, release and backend."""
+    return zlib.crc32(partition_key) % shards
+
+
+def split_records(
+    records: Sequence[tuple[bytes, bytes]], shards: int, max_bytes: int, limit: str
+) -> tuple[list[int], list[bytes]]:
+    """Each record's shard and its payload, after refusing what no backend may store.
+
+    ``limit`` names the size limit ``max_bytes`` for the error, e.g. "the 1024-byte limit".
+    """
+    try:
+        shard_ids = [zlib.crc32(key) % shards for key, _ in records]
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"put_records takes (partition key, data) pairs of bytes: {exc}"
+        ) from None
+    payloads = [data for _, data in records]
+    if not set(map(type, payloads)) <= {bytes}:
+        raise InvalidRequestError("record data must be bytes; encode text before putting it")
+    longest = max(map(len, payloads))
+    if longest > max_bytes:
+        raise InvalidRequestError(f"a record of {longest} bytes exceeds {limit}")
+    return shard_ids, payloads
 
 
 def check_read_range(from_sequence: int, max_records: int) -> None:

@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import math
 import weakref
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +58,7 @@ from nats.js.api import StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from shipyard.core.errors import InvalidRequestError, NotFoundError, StateError
+from shipyard.core.errors import NotFoundError, StateError
 from shipyard.core.types import PutResult, StreamRecord
 from shipyard.ingest._nats_io import Publisher, delete_stream, first_since, read_range
 from shipyard.ingest._nats_link import STREAM_NAME_IN_USE, JetStreamError, NatsLink, NatsTarget
@@ -71,6 +70,8 @@ from shipyard.ingest.backend import (
     check_name,
     check_read_range,
     records_of,
+    shard_of,
+    split_records,
 )
 
 NATS = "nats"
@@ -155,28 +156,17 @@ class NatsStream:
         return self._spec
 
     def shard_for(self, partition_key: bytes) -> int:
-        return zlib.crc32(partition_key) % self._spec.shards
+        return shard_of(partition_key, self._spec.shards)
 
     def put_records(self, records: Sequence[tuple[bytes, bytes]]) -> list[PutResult]:
         """Publish (partition key, data) pairs; returns once JetStream acknowledged them all."""
         self._check_open()
         if not records:
             return []
-        count = self._spec.shards
-        try:
-            shard_ids = [zlib.crc32(key) % count for key, _ in records]
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"put_records takes (partition key, data) pairs of bytes: {exc}"
-            ) from None
-        payloads = [data for _, data in records]
-        if not set(map(type, payloads)) <= {bytes}:
-            raise InvalidRequestError("record data must be bytes; encode text before putting it")
-        longest, limit = max(map(len, payloads)), self._link.max_payload
-        if longest > limit:
-            raise InvalidRequestError(
-                f"a record of {longest} bytes exceeds the NATS server's max_payload of {limit}"
-            )
+        limit = self._link.max_payload
+        shard_ids, payloads = split_records(
+            records, self._spec.shards, limit, f"the NATS server's max_payload of {limit}"
+        )
         subjects = [self._subjects[shard] for shard in shard_ids]
         sequences = self._link.call(self._publisher.publish(subjects, payloads))
         return [PutResult(s, q - 1) for s, q in zip(shard_ids, sequences, strict=True)]

@@ -52,7 +52,6 @@ import itertools
 import logging
 import re
 import uuid
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -61,7 +60,6 @@ import redis
 from shipyard.core.errors import (
     ConfigError,
     IntegrityError,
-    InvalidRequestError,
     NotFoundError,
     StateError,
     StorageError,
@@ -78,6 +76,8 @@ from shipyard.ingest.backend import (
     check_read_range,
     records_of,
     results_in_order,
+    shard_of,
+    split_records,
 )
 from shipyard.ingest.stream import MAX_RECORD_BYTES, wall_clock_ms
 
@@ -122,7 +122,7 @@ class RedisStream:
 
     def shard_for(self, partition_key: bytes) -> int:
         """crc32 of the key, as the embedded stream does, so keys land on the same shards."""
-        return zlib.crc32(partition_key) % self._spec.shards
+        return shard_of(partition_key, self._spec.shards)
 
     def put_records(self, records: Sequence[tuple[bytes, bytes]]) -> list[PutResult]:
         """Append (partition key, data) pairs; results in input order once Redis has them all.
@@ -133,20 +133,9 @@ class RedisStream:
         self._check_open()
         if not records:
             return []
-        try:
-            shard_ids = [zlib.crc32(key) % self._spec.shards for key, _ in records]
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"put_records takes (partition key, data) pairs of bytes: {exc}"
-            ) from None
-        payloads = [data for _, data in records]
-        if not set(map(type, payloads)) <= {bytes}:
-            raise InvalidRequestError("record data must be bytes; encode text before putting it")
-        longest = max(map(len, payloads))
-        if longest > MAX_RECORD_BYTES:
-            raise InvalidRequestError(
-                f"a record of {longest} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
-            )
+        shard_ids, payloads = split_records(
+            records, self._spec.shards, MAX_RECORD_BYTES, f"the {MAX_RECORD_BYTES}-byte limit"
+        )
         arrival_ms = str(wall_clock_ms())
         results: list[PutResult] = []
         for start, stop in _chunks(payloads):

@@ -19,7 +19,6 @@ import os
 import shutil
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ from shipyard.ingest.backend import (
     check_read_range,
     records_of,
     results_in_order,
+    shard_of,
+    split_records,
 )
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -168,7 +169,7 @@ class EmbeddedStream:
 
     def shard_for(self, partition_key: bytes) -> int:
         """The shard a key goes to: crc32, so it is the same in every process and release."""
-        return zlib.crc32(partition_key) % len(self._shards)
+        return shard_of(partition_key, len(self._shards))
 
     def put_records(self, records: Sequence[tuple[bytes, bytes]]) -> list[PutResult]:
         """Append (partition key, data) pairs; one write and one fsync per touched shard.
@@ -180,20 +181,9 @@ class EmbeddedStream:
         if not records:
             return []
         count = len(self._shards)
-        try:
-            shard_ids = [zlib.crc32(key) % count for key, _ in records]
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"put_records takes (partition key, data) pairs of bytes: {exc}"
-            ) from None
-        payloads = [data for _, data in records]
-        if not set(map(type, payloads)) <= {bytes}:
-            raise InvalidRequestError("record data must be bytes; encode text before putting it")
-        longest = max(map(len, payloads))
-        if longest > MAX_RECORD_BYTES:
-            raise InvalidRequestError(
-                f"a record of {longest} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
-            )
+        shard_ids, payloads = split_records(
+            records, count, MAX_RECORD_BYTES, f"the {MAX_RECORD_BYTES}-byte limit"
+        )
         arrival_ms = self._clock_ms()
         if count == 1:
             first = self._shards[0].append(payloads, arrival_ms)
