@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli.api_client import call_api, default_actor
+from shipyard.cli.api_client import ACTOR_OPTION, URL_OPTION, call_api, default_actor
 from shipyard.cli.console import console
 from shipyard.monitor import STATES, check_alarm_name, load_alarm_file, spec_to_dict
 
@@ -29,10 +29,6 @@ alarms_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-URL_OPTION = typer.Option(
-    None, "--url", help="Server to act through (default: the configured one if it answers)."
-)
-ACTOR_OPTION = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER).")
 NAME_ARGUMENT = typer.Argument(..., help="Alarm name.")
 FILE_ARGUMENT = typer.Argument(..., help="YAML file of alarms (a list, or an 'alarms:' list).")
 _STATE_COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import typer
 
 from shipyard.core.config import auth_headers, load_settings
 from shipyard.core.errors import (
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from shipyard.pipeline import Workspace
 
 RoutesOf = Callable[["Workspace"], "list[Route]"]
+URL_OPTION = typer.Option(
+    None, "--url", help="Server to act through (default: the configured one if it answers)."
+)
+ACTOR_OPTION = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER).")
 _ERRORS: dict[str, type[ShipyardError]] = {
     "ResourceNotFound": NotFoundError,
     "ConflictException": StateError,

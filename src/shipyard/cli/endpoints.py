@@ -27,7 +27,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli.api_client import call_api, default_actor
+from shipyard.cli.api_client import URL_OPTION, call_api, default_actor
 from shipyard.cli.console import console
 from shipyard.core.errors import InvalidRequestError, StateError
 from shipyard.core.names import check_name
@@ -44,9 +44,6 @@ endpoints_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-URL_OPTION = typer.Option(
-    None, "--url", help="Server to act through (default: the configured one if it answers)."
-)
 NAME_ARGUMENT = typer.Argument(..., help="Endpoint name.")
 
 

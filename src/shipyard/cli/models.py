@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli.api_client import call_api, default_actor
+from shipyard.cli.api_client import ACTOR_OPTION, URL_OPTION, call_api, default_actor
 from shipyard.cli.console import console
 from shipyard.core.names import check_name
 
@@ -33,10 +33,6 @@ models_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-URL_OPTION = typer.Option(
-    None, "--url", help="Server to act through (default: the configured one if it answers)."
-)
-ACTOR_OPTION = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER).")
 REASON_OPTION = typer.Option("", "--reason", help="Why, for the audit log.")
 DEPLOY_OPTION = typer.Option(
     None, "--deploy", metavar="ENDPOINT", help="Also switch ENDPOINT to this version."
