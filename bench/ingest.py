@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 import orjson
+from _peers import peer_python
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
 BATCH = 500
 
 
@@ -188,10 +188,7 @@ def _delete_bench_stream(home: str, stream_url: str) -> None:
 
 
 def _redis_xadd(events: list[dict[str, object]]) -> float | None:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "redis"], check=True)
+    python = peer_python("redis")
     lines = b"\n".join(orjson.dumps(e) for e in events)
     script = textwrap.dedent(
         f"""

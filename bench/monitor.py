@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from _peers import peer_python, timed
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
 EVIDENTLY = "evidently>=0.7,<0.8"
 NOT_FEATURES = ("event_id", "event_time", "card_id", "merchant_id")
 DRIFT = {"amount": 3.0, "device_trust_score": 0.8, "channel": 4.0, "merchant_risk_score": 1.5}
@@ -59,15 +58,6 @@ def make_data(folder: Path, rows: int, seed: int) -> tuple[Path, Path]:
     frame.slice(0, rows).write_parquet(reference)
     frame.slice(rows, rows).write_parquet(current)
     return reference, current
-
-
-def timed(runs: int, fn):  # type: ignore[no-untyped-def]
-    times, result = [], None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), times, result
 
 
 def main() -> int:
@@ -154,13 +144,8 @@ def _word(drifted: bool) -> str:
 def _evidently(
     reference: Path, current: Path, numerical: list[str], categorical: list[str], args: Any
 ) -> dict[str, Any] | None:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
     # pandas 3 breaks evidently 0.7's import (peer-baselines.md), hence the pin.
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", EVIDENTLY, "pandas<3", "pyarrow"], check=True
-    )
+    python = peer_python(EVIDENTLY, "pandas<3", "pyarrow")
     script = textwrap.dedent(
         """
         import json, statistics, sys, time

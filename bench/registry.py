@@ -23,8 +23,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from _peers import peer_python
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
 WARMUP = 50
 GOAL_PAIRS_S = 500
 
@@ -92,15 +93,9 @@ MLFLOW_SCRIPT = textwrap.dedent(
 
 
 def install_mlflow() -> Path:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
     # mlflow-skinny is MLflow's tracking and registry client without the UI and the serving
     # stack; its SQL store needs SQLAlchemy and Alembic, as the full package does.
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "mlflow-skinny", "sqlalchemy", "alembic"],
-        check=True,
-    )
+    python = peer_python("mlflow-skinny", "sqlalchemy", "alembic")
     return python
 
 

@@ -37,9 +37,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+from _peers import peer_python
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
 SHIPYARD = Path(sys.executable).parent / "shipyard"
 RPS_RATIO_GOAL = 3.0
 P99_GOAL_MS = 10.0
@@ -89,15 +89,8 @@ def ensure_wrk() -> str:
 
 
 def install_mlflow() -> Path:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
     # pandas<3: the peer baseline's pin (MLflow's stack was measured with pandas 2).
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "mlflow==3.17.2", "xgboost==3.2.0",
-         "pandas<3"],
-        check=True,
-    )  # fmt: skip
+    python = peer_python("mlflow==3.17.2", "xgboost==3.2.0", "pandas<3")
     return python
 
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from _peers import peer_python, timed
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
 
 REQUIRED = ["event_id", "event_time", "card_id", "amount", "currency", "merchant_id",
             "merchant_category", "country", "channel"]  # fmt: skip
@@ -86,15 +86,6 @@ def hand_written(frame: pl.DataFrame) -> dict[str, int]:
         bad = pl.col(column).is_not_null() & ~pl.col(column).is_in(allowed)
         exprs.append(bad.sum().alias(f"{column}:allowed"))
     return {k: int(v) for k, v in frame.select(exprs).row(0, named=True).items()}
-
-
-def timed(runs: int, fn):  # type: ignore[no-untyped-def]
-    times, result = [], None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), times, result
 
 
 def main() -> int:
@@ -189,12 +180,7 @@ def _in_memory(data: Path, contract: Any, runs: int) -> tuple[Any, ...]:
 
 
 def _pandera(data: Path, runs: int) -> tuple[float | None, dict[str, int] | None]:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "pandera[polars]", "polars"], check=True
-    )
+    python = peer_python("pandera[polars]", "polars")
     script = textwrap.dedent(
         f"""
         import json, statistics, sys, time
