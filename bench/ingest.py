@@ -152,13 +152,14 @@ def _shipyard_ingest(home: str, bodies: list[bytes], connections: int, stream_ur
 def _shipyard_drain(home: str, expected: int, stream_url: str) -> float:
     from shipyard.core.config import Settings
     from shipyard.ingest import drain_to_landing, open_stream
+    from shipyard.pipeline.landing import event_landing_schema
     from shipyard.storage import ObjectStore
 
     settings = Settings(home=Path(home), stream_url=stream_url)
     stream = open_stream(settings, "bench", create=False)
     store = ObjectStore(settings.resolved_store_url)
     started = time.perf_counter()
-    result = drain_to_landing(stream, store)
+    result = drain_to_landing(stream, store, schema=event_landing_schema())
     seconds = time.perf_counter() - started
     stream.close()
     if result.records != expected:

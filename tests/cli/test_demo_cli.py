@@ -41,7 +41,7 @@ def test_demo_then_server_then_boto3(tmp_path: Path) -> None:
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr
     for stage in ("generate", "ingest", "land", "validate", "train", "register", "deploy",
-                  "serve", "fault drill"):  # fmt: skip
+                  "serve", "fault drill", "drift"):  # fmt: skip
         assert stage in demo.stdout
     assert "rolled back" in demo.stdout and "0 requests lost" in demo.stdout
 

@@ -13,6 +13,7 @@ import pytest
 from shipyard.core.config import Settings
 from shipyard.ingest import drain_to_landing, read_landing
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.landing import event_landing_schema
 
 
 def _event(i: int) -> dict[str, object]:
@@ -53,7 +54,9 @@ def test_put_records_json_and_base64_then_land(
     described = httpx.get(f"{running.url}/api/v1/streams/cards").json()["StreamDescription"]
     assert described["StreamName"] == "cards" and len(described["Shards"]) == 2
 
-    drained = drain_to_landing(workspace.streams.get("cards"), workspace.store)
+    drained = drain_to_landing(
+        workspace.streams.get("cards"), workspace.store, schema=event_landing_schema()
+    )
     assert drained.records == 6
     landed = read_landing(workspace.store, "landing/cards").collect()
     assert sorted(landed["event_id"].to_list()) == sorted(f"evt-{i:016x}" for i in range(6))

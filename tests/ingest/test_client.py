@@ -10,6 +10,7 @@ from shipyard.core.config import Settings
 from shipyard.core.errors import InvalidRequestError, NotFoundError
 from shipyard.ingest import Client, drain_to_landing, open_stream, read_landing
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.landing import event_landing_schema
 
 
 def _events(n: int) -> list[dict[str, object]]:
@@ -37,7 +38,7 @@ def test_delivers_in_batches_to_a_real_server(settings: Settings) -> None:
         assert report.undelivered[0].error_code == "InvalidArgumentException"
         assert report.attempts == 3  # 500 + 500 + 200
         with open_stream(settings, "cards", create=False) as stream:  # the server has stopped
-            drain_to_landing(stream, workspace.store)
+            drain_to_landing(stream, workspace.store, schema=event_landing_schema())
         assert read_landing(workspace.store, "landing/cards").collect().height == 1199
     finally:
         workspace.close()

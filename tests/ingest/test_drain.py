@@ -11,10 +11,17 @@ import pytest
 
 from shipyard.core.errors import ConfigError, NotFoundError, StateError
 from shipyard.core.types import PutResult, StreamRecord
-from shipyard.ingest import FRAUD_EVENT_SCHEMA, EmbeddedStream, drain_to_landing, read_landing
+from shipyard.ingest import DrainResult, EmbeddedStream, read_landing
+from shipyard.ingest import drain_to_landing as drain_with
+from shipyard.pipeline.landing import event_landing_schema
 from shipyard.storage import ObjectStore
 
 ARRIVAL = datetime(2026, 11, 5, 10, 30, tzinfo=UTC)
+
+
+def drain_to_landing(stream: Any, store: ObjectStore, **options: Any) -> DrainResult:
+    """The drain with the schema the pipeline gives it (the fraud contract's)."""
+    return drain_with(stream, store, **{"schema": event_landing_schema(), **options})
 
 
 def arrival_clock() -> int:
@@ -69,7 +76,7 @@ def test_rows_land_in_their_event_hour_with_ingest_columns(tmp_path: Path) -> No
     rows = landed(store)
     assert rows.schema == pl.Schema(
         {
-            **FRAUD_EVENT_SCHEMA,
+            **event_landing_schema(),
             "_shard": pl.Int32(),
             "_sequence": pl.Int64(),
             "_arrival_ms": pl.Int64(),

@@ -12,7 +12,6 @@ def test_public_names_are_pinned() -> None:
         "DrainWorker",
         "EmbeddedStore",
         "EmbeddedStream",
-        "FRAUD_EVENT_SCHEMA",
         "IngestMetrics",
         "PublishResult",
         "RecordBatch",

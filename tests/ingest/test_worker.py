@@ -9,6 +9,7 @@ import httpx
 from shipyard.core.config import Settings
 from shipyard.ingest import DrainPolicy, read_landing
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.landing import event_landing_schema
 
 
 def _records(n: int, start: int = 0) -> dict[str, object]:
@@ -70,7 +71,7 @@ def test_one_stuck_stream_does_not_starve_the_others(settings: Settings) -> None
     for name in ("a", "b"):
         hub.create(name, StreamSpec(shards=1))
     record = [(b"k", b'{"event_id": "e", "event_time": "2026-11-05T09:15:00.123Z"}')]
-    worker = DrainWorker(hub, store, DrainPolicy(flush_records=1))
+    worker = DrainWorker(hub, store, DrainPolicy(flush_records=1), schema=event_landing_schema())
     hub.get("a").put_records(record * 3)
     worker.run_once()
     hub.get("a").put_records(record)
@@ -91,7 +92,12 @@ def test_retention_trims_only_what_has_landed(settings: Settings) -> None:
     record = [(b"k", b'{"event_id": "e", "event_time": "2026-11-05T09:15:00.123Z"}')]
     stream = hub.get("a")
     stream.put_records(record * 5)
-    worker = DrainWorker(hub, store, DrainPolicy(flush_records=10**6, flush_age_s=3600))
+    worker = DrainWorker(
+        hub,
+        store,
+        DrainPolicy(flush_records=10**6, flush_age_s=3600),
+        schema=event_landing_schema(),
+    )
     later_ms = time.time_ns() // 1_000_000 + 10_000
     assert worker.apply_retention(later_ms) == 0  # old enough, but not landed
     assert worker.run_once(force=True) == 5

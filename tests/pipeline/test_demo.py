@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import orjson
 
@@ -9,6 +11,7 @@ from shipyard.core.config import Settings
 from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
 from shipyard.pipeline.demo import ENDPOINT, GROUP, run_demo
+from shipyard.pipeline.demo_drift import DRIFT, STEADY
 from shipyard.pipeline.narration import QuietNarrator
 from shipyard.registry import APPROVED, REJECTED
 from shipyard.storage import list_events
@@ -25,7 +28,7 @@ def test_demo_catches_the_faulty_version_and_state_lasts(settings: Settings) -> 
     names = [stage.name for stage in report.stages]
     assert names == [
         "generate", "ingest", "land", "validate", "train", "register", "deploy", "serve",
-        "register faulty", "fault drill",
+        "register faulty", "fault drill", "drift", "register slow", "canary",
     ]  # fmt: skip
     assert report.good == ModelRef(GROUP, 1)
     assert report.faulty == ModelRef(GROUP, 2)
@@ -34,6 +37,20 @@ def test_demo_catches_the_faulty_version_and_state_lasts(settings: Settings) -> 
     assert 0 < drill.fault_to_detection_s <= drill.fault_to_rollback_s < 10
     assert drill.traffic.lost == 0
     assert drill.traffic.model_errors > 0  # the faulty version really failed requests
+
+    drift = report.drift
+    assert drift is not None
+    assert set(drift.drifted) == set(DRIFT)  # the shifted features, and only those
+    assert {c["name"] for c in drift.columns} == {*DRIFT, *STEADY}
+    assert all(c["statistic"] is not None for c in drift.columns)
+    assert drift.execution.status == "CompletedWithViolations"
+    assert "DRIFT" in Path(drift.report_uri.removeprefix("file://")).read_text()
+    assert any(line.startswith("amount ") and line.endswith("DRIFT") for line in narrator.lines)
+
+    canary = report.canary  # the latency regression's canary, rolled back by its p99 alarm
+    assert canary is not None and canary.slow == ModelRef(GROUP, 3)
+    assert "canary-p99-latency in ALARM" in canary.alarm_reason
+    assert canary.traffic.sent > 0 and canary.traffic.ok == canary.traffic.sent
 
     validate = next(s for s in report.stages if s.name == "validate")
     assert validate.details["valid"] + validate.details["quarantined"] == 60_000

@@ -7,6 +7,7 @@ rejecting the version an endpoint serves redeploys the newest version still Appr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import orjson
@@ -18,7 +19,9 @@ from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
 from shipyard.pipeline.deployment import Deployments
 from shipyard.registry import APPROVED, PENDING, PRODUCTION, REJECTED
-from shipyard.serve import VariantSpec
+from shipyard.serve import IN_SERVICE, UPDATING, VariantSpec
+from shipyard.serve.deployment_config import deployment_from_document
+from shipyard.storage import list_events
 from shipyard.train import TrainResult
 from tests.serve.conftest import register
 
@@ -154,3 +157,54 @@ def _fields(workspace: Workspace, version: int) -> dict[str, object]:
         "framework_version": v.framework_version, "signature": v.signature,
         "metrics": v.metrics, "params": v.params, "lineage": v.lineage,
     }  # fmt: skip
+
+
+def _start_canary(workspace: Workspace, green: ModelRef) -> None:
+    """A CANARY deployment of ``green`` on 'fraud' that bakes long enough to act on."""
+    endpoints = workspace.endpoints
+    config = endpoints.describe_endpoint_config(endpoints.describe("fraud").config_name)
+    variants = (VariantSpec("AllTraffic", green),)
+    endpoints.create_endpoint_config(replace(config, name="fraud-green", variants=variants))
+    policy = {
+        "TrafficRoutingConfiguration": {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            "WaitIntervalInSeconds": 30,
+        },
+        "MaximumExecutionTimeoutInSeconds": 60,
+    }
+    deployment = deployment_from_document({"BlueGreenUpdatePolicy": policy})
+    endpoints.update_endpoint("fraud", config_name="fraud-green", deployment=deployment)
+
+
+def test_rejecting_a_deployments_new_fleet_rolls_it_back_and_its_old_fleet_is_refused(
+    serving_v1: Workspace, trained: TrainResult
+) -> None:
+    serving_v1.registry.approve("fraud", 2, actor="alice")
+    _start_canary(serving_v1, ModelRef("fraud", 2))
+    assert serving_v1.endpoints.describe("fraud").status == UPDATING
+    with BackgroundServer(serving_v1) as server:
+        refused = httpx.post(f"{server.url}{API}/1/reject", json={"actor": "bob", "reason": ""})
+        assert refused.status_code == 409, refused.text
+        assert "its old fleet serves fraud@1" in refused.json()["message"]
+        assert serving_v1.registry.get("fraud", 1).approval_status == APPROVED
+        rejected = httpx.post(
+            f"{server.url}{API}/2/reject", json={"actor": "bob", "reason": "recall fell"}
+        )
+        assert rejected.status_code == 200, rejected.text
+        assert rejected.json()["Redeployments"] == [
+            {"EndpointName": "fraud", "From": ["fraud@1", "fraud@2"], "To": "fraud@1"}
+        ]
+        described = serving_v1.endpoints.describe("fraud")
+        assert described.status == IN_SERVICE
+        assert serving_v1.endpoints.serving_versions("fraud") == {
+            "AllTraffic": ModelRef("fraud", 1)
+        }
+        assert _served_by(server.url, trained) == "fraud@1"
+    assert serving_v1.registry.get("fraud", 2).approval_status == REJECTED
+    assert serving_v1.registry.alias_version("fraud", PRODUCTION) == 1
+    events = list_events(serving_v1.meta, entity_kind="endpoint", entity_id="fraud")
+    rollback = [e for e in events if e["action"] == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["details"]["trigger"] == "registry-reject"
+    assert "fraud@2 rejected: recall fell" in rollback[0]["reason"]
+    assert rollback[0]["actor"] == "bob"

@@ -4,6 +4,8 @@ answers and errors, and a variant is warmed before it takes traffic."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import polars as pl
@@ -13,7 +15,7 @@ from shipyard.core.errors import ConfigError, InvalidRequestError
 from shipyard.monitor import MetricsStore
 from shipyard.pipeline import Workspace
 from shipyard.serve import EndpointRuntime, Scored, Target
-from shipyard.serve.batching import BatchPolicy
+from shipyard.serve.batching import BatchPolicy, MicroBatcher
 from shipyard.train import TrainResult
 
 
@@ -95,3 +97,57 @@ def test_batch_policy_refuses_nonsense() -> None:
         BatchPolicy(max_batch_size=0)
     with pytest.raises(ConfigError, match="max_wait_s"):
         BatchPolicy(max_wait_s=-1)
+
+
+def _echo_batcher(
+    threads: list[int], delay_s: float = 0.0, policy: BatchPolicy | None = None
+) -> MicroBatcher[int, int]:
+    def score(jobs: list[int]) -> list[int | BaseException]:
+        threads.append(threading.get_ident())
+        time.sleep(delay_s)
+        return list(jobs)
+
+    return MicroBatcher(score, policy or BatchPolicy(), lambda jobs: sum(jobs) < 100)
+
+
+def test_quick_small_batches_are_scored_on_the_event_loop() -> None:
+    threads: list[int] = []
+    # A generous bound, so that a loaded machine's slow thread start does not decide
+    batcher = _echo_batcher(threads, policy=BatchPolicy(inline_below_s=0.1))
+
+    async def run() -> int:
+        for job in range(5):
+            assert await batcher.submit(job) == job
+        assert await batcher.submit(1000) == 1000  # too large for the loop
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run())
+    assert threads[0] != loop_thread  # the first batch's cost is unknown: a thread
+    assert threads[1:5] == [loop_thread] * 4
+    assert threads[5] != loop_thread
+    assert batcher.inline_batches == 4
+
+
+def test_a_slow_scorer_stays_off_the_event_loop() -> None:
+    threads: list[int] = []
+    batcher = _echo_batcher(threads, delay_s=0.01)
+
+    async def run() -> int:
+        for job in range(4):
+            assert await batcher.submit(job) == job
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run())
+    assert len(threads) == 4 and loop_thread not in threads
+    assert batcher.inline_batches == 0
+
+
+def test_requests_of_one_event_loop_turn_share_a_batch_without_waiting() -> None:
+    threads: list[int] = []
+    batcher = _echo_batcher(threads, policy=BatchPolicy(max_batch_size=8, max_wait_s=0.0))
+
+    async def run() -> list[int]:
+        return await asyncio.gather(*(batcher.submit(job) for job in range(10)))
+
+    assert asyncio.run(run()) == list(range(10))
+    assert batcher.batches == 2 and batcher.largest_batch == 8  # 8, then the other 2

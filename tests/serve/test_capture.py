@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import time
+from typing import Any
 
 import httpx
 import orjson
@@ -142,3 +144,69 @@ def test_zero_percent_captures_nothing(
         for _ in range(20):
             client.post("/endpoints/ep/invocations", content=body)
         assert _records(workspace) == []
+
+
+def test_writer_drains_on_its_own_and_writes_whole_files(workspace: Workspace) -> None:
+    from shipyard.serve import CapturePolicy, DataCaptureConfig
+    from shipyard.serve.capture import CaptureItem, CaptureWriter
+
+    policy = CapturePolicy(
+        sensitive_fields=frozenset({"card_id"}), salt=b"s", drain_s=0.02, flush_age_s=0.1
+    )
+    writer = CaptureWriter(workspace.store, policy)
+    config = DataCaptureConfig(100, json_content_types=("application/json",))
+    at_s = 1_700_000_000.25  # 2023-11-14T22:13:20.250Z
+    for n in range(40):
+        body = orjson.dumps({"card_id": f"card-{n}", "amount": n})
+        item = CaptureItem("ep", "v", config, at_s + n, str(n), body, "application/json", (), None)
+        assert writer.offer(item)
+    deadline = time.monotonic() + 5
+    records: list[dict[str, Any]] = []
+    while len(records) < 40:  # no flush(): the writer's own tick writes them
+        assert time.monotonic() < deadline, writer.counters("ep", "v")
+        time.sleep(0.02)
+        keys = workspace.store.list_keys("capture/ep/v/2023/11/14/22", ".jsonl")
+        lines = b"\n".join(workspace.store.get_bytes(k) for k in keys).splitlines()
+        records = sorted(
+            (orjson.loads(line) for line in lines), key=lambda r: int(r["eventMetadata"]["eventId"])
+        )
+    writer.close()
+    assert [r["eventMetadata"]["eventId"] for r in records] == [str(n) for n in range(40)]
+    assert records[0]["eventMetadata"]["inferenceTime"] == "2023-11-14T22:13:20.250Z"
+    assert records[39]["eventMetadata"]["inferenceTime"] == "2023-11-14T22:13:59.250Z"
+    for n, record in enumerate(records):
+        data = orjson.loads(record["captureData"]["endpointInput"]["data"])
+        assert data["amount"] == n and data["card_id"] == writer.hash(f"card-{n}")
+
+
+def test_hour_folders_follow_each_record_time(workspace: Workspace) -> None:
+    from shipyard.serve import CapturePolicy, DataCaptureConfig
+    from shipyard.serve.capture import CaptureItem, CaptureWriter
+
+    writer = CaptureWriter(workspace.store, CapturePolicy(flush_age_s=60))
+    config = DataCaptureConfig(100)
+    for n, at_s in enumerate((1_700_002_799.75, 1_700_002_800.0, 1_700_002_799.5)):
+        writer.offer(CaptureItem("ep", "v", config, at_s, str(n), b"{}", None, (), None))
+    writer.flush()
+    writer.close()
+    folders = sorted(k.rsplit("/", 1)[0] for k in workspace.store.list_keys("capture/ep/v", ""))
+    assert folders == ["capture/ep/v/2023/11/14/22", "capture/ep/v/2023/11/14/23"]
+    late = workspace.store.list_keys("capture/ep/v/2023/11/14/22", "")
+    times = sorted(
+        orjson.loads(line)["eventMetadata"]["inferenceTime"]
+        for line in workspace.store.get_bytes(late[0]).splitlines()
+    )
+    assert times == ["2023-11-14T22:59:59.500Z", "2023-11-14T22:59:59.750Z"]
+
+
+def test_event_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    from shipyard.serve.capture import new_event_id
+
+    ids = [new_event_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -93,3 +93,53 @@ def test_tampered_target_model_is_a_model_error(workspace: Workspace, trained: T
             url, content=event, headers={"X-Amzn-SageMaker-Target-Model": "1"}
         )
         assert good_answer.status_code == 200
+
+
+def test_prefix_serves_every_group_under_it(workspace: Workspace, trained: TrainResult) -> None:
+    from shipyard.core.package import write_package
+
+    for group in ("fraud-eu", "fraud-us", "fraud-us", "other"):
+        n = len(workspace.registry.list_versions())
+        stored = write_package(workspace.store, f"models/{group}/{n}", trained.contents)
+        workspace.registry.register(
+            group, artifact_uri=stored.manifest_uri, sha256=stored.manifest_sha256,
+            framework="xgboost", framework_version=trained.contents.framework_version,
+            signature=stored.manifest["signature"], metrics={}, params={}, lineage={},
+        )  # fmt: skip
+    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
+    config = {
+        "EndpointConfigName": "mme",
+        "ProductionVariants": [{"VariantName": "AllTraffic"}],
+        "MultiModelConfig": {"ModelPackageGroupName": "fraud-*", "MaxModels": 2},
+    }
+    with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/api/v1/endpoint-configs", json=config).status_code == 201
+        client.post("/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"})
+
+        def call(target: str) -> httpx.Response:
+            return client.post(
+                "/endpoints/mme/invocations",
+                content=event,
+                headers={"X-Amzn-SageMaker-Target-Model": target},
+            )
+
+        for target, version in (
+            ("fraud-eu/1", "fraud-eu@1"), ("fraud-us/1", "fraud-us@1"),
+            ("fraud-eu@1", "fraud-eu@1"), ("fraud-us/2.tar.gz", "fraud-us@2"),
+        ):  # fmt: skip
+            answer = call(target)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["X-Shipyard-Model-Version"] == version
+        score = answer.json()["predictions"][0]["fraud_probability"]
+        assert abs(score - trained.holdout_scores[0]) < 1e-6
+        state = client.get("/api/v1/endpoints/mme").json()["MultiModelConfig"]
+        # One LRU across the groups: fraud-us@1 was least recently used when us@2 arrived.
+        assert state["LoadedModels"] == ["fraud-eu@1", "fraud-us@2"]
+        assert state["Evicted"] == ["fraud-us@1"]
+        for outside in ("other/1", "1", "fraud-*/1", "fraud-eu/x"):
+            refused = call(outside)
+            assert refused.status_code == 400, outside
+            assert "fraud-" in refused.json()["Message"]
+        assert "no version 9" in call("fraud-eu/9").json()["Message"]
+        missing = client.post("/endpoints/mme/invocations", content=event)
+        assert missing.status_code == 400 and "fraud-GROUP/1" in missing.text

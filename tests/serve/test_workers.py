@@ -11,9 +11,12 @@ import time
 import httpx
 import numpy as np
 import orjson
+import pytest
 
 from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.serve import EndpointConfig, VariantSpec
+from shipyard.serve.endpoint_config import DataCaptureConfig
 from shipyard.train import TrainResult
 from tests.serve.conftest import register
 
@@ -120,3 +123,132 @@ def test_a_swap_under_load_fails_no_request_and_reaches_every_worker(
         assert before and during
         slowest_allowed = max(0.25, 5 * float(np.percentile(before, 99)))
         assert max(during) < slowest_allowed, (max(during), slowest_allowed)
+
+
+def test_worker_shadow_and_capture_counters_reach_the_supervisor(
+    workspace: Workspace, trained: TrainResult
+) -> None:
+    ref = register(workspace, trained.contents)
+    events = trained.holdout_events.head(30).drop("is_fraud").to_dicts()
+    capture = DataCaptureConfig(100.0, json_content_types=("application/json",))
+    workspace.endpoints.create_endpoint_config(
+        EndpointConfig(
+            "sides",
+            (VariantSpec("Prod", ref),),
+            shadow=VariantSpec("Shadow", ref),
+            shadow_sampling_percentage=100.0,
+            data_capture=capture,
+        )
+    )
+    workspace.endpoints.create_endpoint("ep", config_name="sides")
+    with BackgroundServer(workspace, workers=2) as server, httpx.Client() as client:
+        url = f"{server.url}/endpoints/ep/invocations"
+        for event in events:
+            answer = httpx.post(  # a new connection each time, spread over both workers
+                url, content=orjson.dumps(event), headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 10
+        while True:  # workers drain capture every 100 ms and send counters every 50 ms
+            exposed = client.get(f"{server.url}/metrics").text
+            captured = _metric(exposed, "shipyard_capture_records_total")
+            shadowed = _metric(exposed, "shipyard_shadow_requests_total")
+            if captured >= 2 * len(events) and shadowed >= 2 * len(events):
+                break
+            assert time.monotonic() < deadline, exposed
+            time.sleep(0.05)
+        described = client.get(f"{server.url}/api/v1/endpoints/ep").json()
+    # The supervisor answered no invocation itself: these counts came from the workers.
+    n = float(len(events))
+    for variant in ("Prod", "Shadow"):  # the shadow's answers are captured under its name
+        line = f'{{endpoint="ep",outcome="captured",variant="{variant}"}} {n}'
+        assert f"shipyard_capture_records_total{line}" in exposed
+    for outcome in ("sent", "succeeded"):
+        line = f'{{endpoint="ep",outcome="{outcome}",variant="Shadow"}} {n}'
+        assert f"shipyard_shadow_requests_total{line}" in exposed
+    assert _metric(exposed, "shipyard_shadow_latency_seconds_total") > 0
+    assert described["ShadowProductionVariants"][0]["Succeeded"] == len(events)
+    assert described["DataCaptureConfig"]["Variants"]["Prod"]["Captured"] == len(events)
+    # Workers hash card_id with the workspace's policy, like the single-process server.
+    keys = workspace.store.list_keys("capture/ep/Prod", ".jsonl")
+    written = b"".join(workspace.store.get_bytes(k) for k in keys)
+    assert written.count(b"eventMetadata") == len(events)
+    assert not any(str(e["card_id"]).encode() in written for e in events)
+
+
+def test_pool_grows_to_the_largest_instance_count_and_back(
+    deployed: Workspace, trained: TrainResult
+) -> None:
+    ref = ModelRef("fraud", 1)
+    service = deployed.endpoints
+    with BackgroundServer(deployed, workers=2) as server:
+        supervisor = server.supervisor
+        assert supervisor is not None and supervisor.pool.size == 2
+        supervisor.max_workers = 3  # as on a 3-core machine; this one may have 2
+        # Two variants of 3 and 1 instances: every worker serves both, so 3 workers, not 4.
+        wide = (VariantSpec("A", ref, 0.5, instance_count=3), VariantSpec("B", ref, 0.5))
+        service.create_endpoint_config(EndpointConfig("wide", wide))
+        service.create_endpoint("big", config_name="wide")
+        assert supervisor.pool_target() == 3
+        supervisor.wait_ready(3, timeout_s=30)  # the pool watch grows it within a second
+        assert supervisor.pool.size == 3
+        answer = httpx.post(
+            f"{server.url}/endpoints/big/invocations",
+            content=_body(trained),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+        # Asking for more than max_workers is capped; leaving service brings the pool back.
+        service.create_endpoint_config(
+            EndpointConfig("huge", (VariantSpec("A", ref, instance_count=9),))
+        )
+        service.create_endpoint("bigger", config_name="huge")
+        assert supervisor.pool_target() == 3
+        service.delete_endpoint("big")
+        service.delete_endpoint("bigger")
+        assert supervisor.pool_target() == 2
+        deadline = time.monotonic() + 10
+        while supervisor.pool.size != 2:
+            assert time.monotonic() < deadline, supervisor.pool.size
+            time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_worker_multi_model_caches_reach_describe_and_the_gauge(
+    workspace: Workspace, trained: TrainResult
+) -> None:
+    for _ in range(2):
+        register(workspace, trained.contents)
+    config = {
+        "EndpointConfigName": "mme",
+        "ProductionVariants": [{"VariantName": "AllTraffic"}],
+        "MultiModelConfig": {"ModelPackageGroupName": "fraud", "MaxModels": 2},
+    }
+    targets = ["fraud/1", "fraud/2"] * 10
+    with BackgroundServer(workspace, workers=2) as server, httpx.Client() as client:
+        api = f"{server.url}/api/v1"
+        assert client.post(f"{api}/endpoint-configs", json=config).status_code == 201
+        made = {"EndpointName": "mme", "EndpointConfigName": "mme"}
+        assert client.post(f"{api}/endpoints", json=made).status_code == 201
+        deadline = time.monotonic() + 10
+        for target in targets:
+            while True:  # until both workers follow the new endpoint (polled every 100 ms)
+                answer = httpx.post(  # a new connection each time, spread over both workers
+                    f"{server.url}/endpoints/mme/invocations", content=_body(trained),
+                    headers={"X-Amzn-SageMaker-Target-Model": target},
+                )  # fmt: skip
+                if "not in service here" not in answer.text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert answer.status_code == 200, answer.text
+        while True:  # workers send a changed cache state every 50 ms
+            state = client.get(f"{api}/endpoints/mme").json()["MultiModelConfig"]
+            if state["Loads"] + state["CacheHits"] == len(targets):
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        exposed = client.get(f"{server.url}/metrics").text
+    # The supervisor scored nothing itself: every load and hit is a worker's.
+    assert sorted(state["LoadedModels"]) == ["fraud@1", "fraud@2"]
+    assert 2 <= state["Loads"] <= 4 and state["LoadedBytes"] > 0
+    assert 'shipyard_multimodel_loaded_models{endpoint="mme"} 2.0' in exposed

@@ -1,4 +1,5 @@
-"""The same job spec on Spark: distributed XGBoost, packaged like a local model."""
+"""The same job spec on Spark: data read and prepared on the executors, xgboost.spark, and a
+model packaged like a local one. One SparkSession (local[2]) serves the whole module."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from shipyard.core.errors import ConfigError
 from shipyard.core.package import load_package
 from shipyard.pipeline import Workspace
 from shipyard.pipeline.training import run_training
-from shipyard.train import COMPLETED, TrainSpec, fit, load_spec, make_trainer
+from shipyard.train import COMPLETED, TrainSpec, fit, load_spec, make_trainer, prepare
+from shipyard.train.spark import prepare_frame_on_spark
+from shipyard.train.spark_data import LABEL
 from tests.train.conftest import job_spec
 
 
@@ -33,27 +36,107 @@ def spark() -> Iterator[Any]:
 def test_spark_model_scores_the_holdout_like_the_single_node_one(
     spark: Any, fraud_frame: pl.DataFrame
 ) -> None:
-    spec = TrainSpec(num_rounds=60, seed=3, threads=2, hyperparameters={"max_depth": 4})
+    # No row or column sampling: the two engines then run the same algorithm, and what is
+    # left to differ is the distributed histogram sketch and the row shares. A larger holdout
+    # than the default puts ~100 frauds in it, enough for AUC-PR to be compared to 0.01.
+    hyperparameters = {"max_depth": 4, "subsample": 1.0, "colsample_bytree": 1.0}
+    spec = TrainSpec(
+        num_rounds=40, seed=3, threads=2, holdout_fraction=0.5, hyperparameters=hyperparameters
+    )
     local = fit(fraud_frame, spec)
     distributed = fit(fraud_frame, dataclasses.replace(spec, engine="spark", workers=2))
 
-    # AUC-ROC: the holdout has ~40 frauds, too few for AUC-PR to be stable within 0.01.
+    assert distributed.holdout_rows == local.holdout_rows
+    assert distributed.metrics["base_rate"] == local.metrics["base_rate"]
     assert abs(distributed.metrics["auc_roc"] - local.metrics["auc_roc"]) <= 0.01
+    assert abs(distributed.metrics["auc_pr"] - local.metrics["auc_pr"]) <= 0.01
     assert distributed.metrics["auc_pr"] > 10 * distributed.metrics["base_rate"]
-    # The package holds a plain UBJ booster of all 60 rounds that serving loads as usual.
+    # The package holds a plain UBJ booster of all the rounds, which serving loads as usual
+    # and which scores the holdout as Spark's executors did.
     assert distributed.contents.framework == "xgboost"
     assert distributed.contents.model_bytes[:1] == b"{"  # UBJ object marker
     booster = load_native("xgboost", distributed.contents.model_bytes)
-    assert booster.num_boosted_rounds() == 60
+    assert booster.num_boosted_rounds() == 40
     holdout = distributed.contents.prep.transform(distributed.holdout_events).matrix
-    np.testing.assert_allclose(
-        predict_positive("xgboost", booster, holdout), distributed.holdout_scores, rtol=1e-6
-    )
+    served = predict_positive("xgboost", booster, holdout)
+    np.testing.assert_allclose(np.sort(served), np.sort(distributed.holdout_scores), rtol=1e-6)
     # Trained on Spark, not a copy of the local model.
-    assert not np.allclose(distributed.holdout_scores, local.holdout_scores)
+    assert not np.allclose(np.sort(distributed.holdout_scores), np.sort(local.holdout_scores))
     # A barrier stage needs every task at once: more workers than slots is refused up front.
     with pytest.raises(ConfigError, match="3 tasks, but Spark runs 2 at once"):
         fit(fraud_frame, dataclasses.replace(spec, engine="spark", workers=3))
+
+
+def awkward_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fraud events with what the prep must treat alike on both engines: nulls, a category
+    only the holdout has, a negative amount, a zero denominator, a value beyond float32,
+    and event times tied by the hundred (the split then follows input order)."""
+    row = pl.int_range(pl.len())
+    return frame.with_columns(
+        event_time=pl.col("event_time").str.slice(0, 15),  # to the ten minutes: many ties
+        amount=pl.when(row % 97 == 0).then(-5.0).when(row % 89 == 0).then(1e100)
+        .otherwise(pl.col("amount")),
+        avg_amount_30d=pl.when(row % 83 == 0).then(-1.0).otherwise(pl.col("avg_amount_30d")),
+        txn_count_24h=pl.when(row % 79 == 0).then(None).otherwise(pl.col("txn_count_24h")),
+        is_foreign=pl.when(row % 73 == 0).then(None).otherwise(pl.col("is_foreign")),
+        country=pl.when(row == pl.len() - 1).then(pl.lit("XX"))
+        .when(row % 71 == 0).then(None).otherwise(pl.col("country")),
+    )  # fmt: skip
+
+
+def in_row_order(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rows (label first) sorted, NaN as -inf: Spark returns a split's rows in its own order."""
+    rows = np.column_stack([labels.astype(np.float32), matrix])
+    keys = np.nan_to_num(rows, nan=-np.inf)
+    return rows[np.lexsort(keys.T[::-1])]
+
+
+@pytest.mark.slow
+def test_spark_prepares_the_same_split_and_feature_matrix_as_polars(
+    spark: Any, fraud_frame: pl.DataFrame
+) -> None:
+    frame = awkward_rows(fraud_frame.head(6000))
+    spec = TrainSpec(holdout_fraction=0.3)
+    local = prepare(frame, spec)
+    on_spark = prepare_frame_on_spark(frame, spec)
+
+    # The package's prep: the same codes, derived features and column order.
+    assert on_spark.prep.to_dict() == local.prep.to_dict()
+    assert "XX" not in on_spark.prep.categories_["country"]  # a holdout-only value
+    assert (on_spark.train_rows, on_spark.holdout_rows) == (local.train_rows, local.holdout_rows)
+    names = list(local.prep.feature_names_)
+    for rows, x, y in (
+        (on_spark.train.frame, local.train.x, local.train.y),
+        (on_spark.holdout, local.holdout_x, local.holdout_y),
+    ):
+        collected = rows.toArrow()
+        spark_x = np.column_stack(
+            [collected.column(n).to_numpy(zero_copy_only=False) for n in names]
+        ).astype(np.float32)
+        spark_y = collected.column(LABEL).to_numpy()
+        assert np.isnan(x).any() and np.isnan(spark_x).any()
+        np.testing.assert_allclose(in_row_order(spark_x, spark_y), in_row_order(x, y), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_spark_model_resumed_from_a_segment_checkpoint_is_the_unbroken_one(
+    spark: Any, fraud_frame: pl.DataFrame
+) -> None:
+    spec = TrainSpec(num_rounds=6, seed=5, threads=2, engine="spark", workers=2)
+    prepared = prepare_frame_on_spark(fraud_frame.head(8000), spec)
+    unbroken = make_trainer(spec)
+    unbroken.start(prepared.train, None)
+    unbroken.train(3, lambda done: False)
+    checkpoint = unbroken.checkpoint()
+    unbroken.train(3, lambda done: False)
+    resumed = make_trainer(spec)
+    resumed.start(prepared.train, checkpoint)
+    assert resumed.rounds_done == 3
+    resumed.train(3, lambda done: False)
+
+    assert resumed.rounds_done == unbroken.rounds_done == 6
+    # The same segments from the same booster, seeded by their first round: the same model.
+    assert resumed.artifact() == unbroken.artifact()
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "constraint_violations",
         "contract_from_baseline",
         "infer_baseline",
+        "landing_schema",
         "load_contract",
         "packaged_contract",
         "render_html",

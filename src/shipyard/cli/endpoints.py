@@ -9,7 +9,8 @@ serving.
 returns to the newest Approved version of its group older than the one it serves, the
 registry's ``production`` alias moves there, the version left is Rejected, and the audit log
 records it all. It is idempotent: ``--from GROUP@N`` rolls back only while that version serves,
-so repeating the command (or racing an alarm) changes nothing more.
+so repeating the command (or racing an alarm) changes nothing more. During a blue/green
+deployment (`update --deployment ...`), it sends all traffic back to the old fleet instead.
 
 Exit codes: 0 done (or nothing to do), 1 refused (unknown endpoint, no older Approved
 version, an endpoint that Failed to load, a bad config), 2 a usage error, a bad setting, or
@@ -29,6 +30,18 @@ from rich.table import Table
 
 from shipyard.cli.api_client import URL_OPTION, call_api, default_actor
 from shipyard.cli.console import console
+from shipyard.cli.deployment_options import (
+    ALARM_OPTION,
+    DEPLOYMENT_FILE_OPTION,
+    DRIFT_OPTION,
+    MIN_REQUESTS_OPTION,
+    STEP_OPTION,
+    STRATEGY_OPTION,
+    TERMINATION_OPTION,
+    TIMEOUT_OPTION,
+    WAIT_OPTION,
+    deployment_document,
+)
 from shipyard.core.errors import InvalidRequestError, StateError
 from shipyard.core.names import check_name
 
@@ -228,6 +241,16 @@ def _print_endpoint(body: dict[str, Any]) -> None:
             f"{variant['CurrentWeight']:g}, {variant['CurrentInstanceCount']} instance(s)",
             markup=False,
         )
+    pending = body.get("PendingDeploymentSummary")
+    if pending is not None:
+        routing = pending["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        console.print(
+            f"  deploying {pending['PreviousEndpointConfigName']} -> "
+            f"{pending['EndpointConfigName']}: {routing['TrafficRoutingConfiguration']['Type']} "
+            f"step {pending['Step']}/{pending['Steps']}, {pending['NewFleetShare']:.0%} on the "
+            "new fleet",
+            markup=False,
+        )
     for shadow in body.get("ShadowProductionVariants", []):
         console.print(
             f"  shadow {shadow['VariantName']}: {shadow['ModelPackage']} "
@@ -284,15 +307,34 @@ def update_command(
     capture_percent: float | None = CAPTURE_PERCENT_OPTION,
     capture_mode: str = CAPTURE_MODE_OPTION,
     config_file: Path | None = CONFIG_FILE_OPTION,
+    strategy: str | None = STRATEGY_OPTION,
+    step_percent: int | None = STEP_OPTION,
+    wait: float = WAIT_OPTION,
+    termination_wait: float = TERMINATION_OPTION,
+    max_time: float = TIMEOUT_OPTION,
+    alarms: list[str] | None = ALARM_OPTION,
+    min_requests: int | None = MIN_REQUESTS_OPTION,
+    max_score_drift: float | None = DRIFT_OPTION,
+    deployment_file: Path | None = DEPLOYMENT_FILE_OPTION,
     url: str | None = URL_OPTION,
 ) -> None:
-    """Move an endpoint to a new config; if it cannot load, the old one keeps serving."""
+    """Move an endpoint to a new config; if it cannot load, the old one keeps serving.
+
+    With --deployment, the new fleet takes traffic in guarded blue/green steps; the command
+    returns once the first step is in force (follow it with `describe` or `history`).
+    """
     check_name("endpoint", name)
+    deployment = deployment_document(
+        strategy, step_percent, wait, termination_wait, max_time, alarms, min_requests,
+        max_score_drift, deployment_file,
+    )  # fmt: skip
     document = _config_document(
         name, variants, model, shadow, shadow_percent, capture_percent, capture_mode, config_file
     )
     config = _manage(url, "POST", "/api/v1/endpoint-configs", body=document)
-    body = {"EndpointConfigName": config["EndpointConfigName"]}
+    body: dict[str, Any] = {"EndpointConfigName": config["EndpointConfigName"]}
+    if deployment is not None:
+        body["DeploymentConfig"] = deployment
     _print_endpoint(_manage(url, "PUT", f"/api/v1/endpoints/{name}", body=body))
 
 

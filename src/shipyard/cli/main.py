@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -22,6 +23,9 @@ from shipyard.cli.validate import validate_app
 from shipyard.core.config import Settings, load_settings
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.storage.metadata import redact
+
+if TYPE_CHECKING:
+    from shipyard.serve import EndpointDescription
 
 app = typer.Typer(
     help="Shipyard: run a fraud-detection model in production end to end, on your own machine.",
@@ -115,16 +119,25 @@ def server(
     try:
         sock = listen_socket(settings.host, settings.port)
         bound = sock.getsockname()[1]
-        serving = [d.name for d in workspace.endpoints.list_endpoints() if d.status == "InService"]
         console.print(
             f"Shipyard {__version__} on http://{settings.host}:{bound} "
             f"({settings.worker_count} worker{'s' if settings.worker_count > 1 else ''}) serving "
-            f"{', '.join(serving) or 'no endpoints yet'} (home {settings.home_path})",
+            f"{serving_summary(workspace.endpoints.list_endpoints())} "
+            f"(home {settings.home_path})",
             soft_wrap=True,
         )
         serve_forever(workspace, sock)
     finally:
         workspace.close()
+
+
+def serving_summary(descriptions: list[EndpointDescription]) -> str:
+    """The endpoints a starting server answers for, each with its status: those in service
+    and those mid-deployment or rolling back, which serve too."""
+    from shipyard.serve.workers import SERVING_STATUSES  # heavy: only when a server starts
+
+    serving = [f"{d.name} ({d.status})" for d in descriptions if d.status in SERVING_STATUSES]
+    return ", ".join(serving) or "no endpoints yet"
 
 
 def _fail(message: str) -> None:

@@ -12,15 +12,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shipyard.cli.api_client import ACTOR_OPTION, URL_OPTION, call_api, default_actor
 from shipyard.cli.console import console
-from shipyard.core.config import load_settings
 from shipyard.core.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from starlette.routing import Route
+
+    from shipyard.pipeline import Workspace
 
 monitor_app = typer.Typer(
     help="Model Monitor: data drift and model quality, one-off or on a schedule.",
@@ -127,14 +132,18 @@ def drift_command(
         raise typer.Exit(1)
 
 
-def _scheduler() -> Any:
-    from shipyard.monitor import MonitoringScheduler
-    from shipyard.storage import MetadataStore, ObjectStore
+def _routes(workspace: Workspace) -> list[Route]:
+    from shipyard.monitor import create_schedule_routes
 
-    settings = load_settings()
-    settings.ensure_home()
-    meta = MetadataStore(settings.resolved_database_url)
-    return MonitoringScheduler(meta, ObjectStore(settings.resolved_store_url))
+    return create_schedule_routes(workspace.monitoring)
+
+
+def _call(url: str | None, method: str, path: str = "", **kwargs: Any) -> Any:
+    """Through the server when one answers (so its alarms see the results), else in-process."""
+    try:
+        return call_api(url, method, "/api/v1/monitoring-schedules" + path, _routes, **kwargs)
+    except ShipyardError as exc:
+        raise _fail(str(exc)) from None
 
 
 @schedules_app.command("create")
@@ -165,61 +174,61 @@ def create_command(
     time_column: Annotated[
         str, typer.Option("--time-column", help="Column that places a row in the window.")
     ] = "event_time",
+    actor: str | None = ACTOR_OPTION,
+    url: str | None = URL_OPTION,
 ) -> None:
-    """Create a monitoring schedule."""
-    from shipyard.monitor import DATA_DRIFT, MODEL_QUALITY, MonitoringSchedule
+    """Create a monitoring schedule (``--current capture:ENDPOINT`` checks captured requests)."""
+    from shipyard.monitor import DATA_DRIFT, MODEL_QUALITY
 
-    spec = MonitoringSchedule(
-        name=name,
-        monitoring_type=DATA_DRIFT if kind == MonitoringType.data_drift else MODEL_QUALITY,
-        schedule_expression=schedule,
-        current=current,
-        baseline=baseline,
-        labels=labels,
-        endpoint=endpoint,
-        window_hours=window_hours,
-        time_column=time_column,
-    )
-    try:
-        _scheduler().create(spec)
-    except ShipyardError as exc:
-        raise _fail(str(exc)) from None
+    body = {
+        "monitoring_type": DATA_DRIFT if kind == MonitoringType.data_drift else MODEL_QUALITY,
+        "schedule_expression": schedule,
+        "current": current if current.startswith("capture:") else _absolute(current),
+        "baseline": _absolute(baseline),
+        "labels": None if labels is None else _absolute(labels),
+        "endpoint": endpoint,
+        "window_hours": window_hours,
+        "time_column": time_column,
+        "actor": default_actor(actor),
+    }
+    created = _call(url, "PUT", f"/{name}", body=body)
     console.print(
-        f"created {spec.monitoring_type} schedule [bold]{name}[/] ({spec.schedule_expression})"
+        f"created {created['monitoring_type']} schedule [bold]{name}[/] "
+        f"({created['schedule_expression']})"
     )
 
 
 @schedules_app.command("list")
-def list_command() -> None:
+def list_command(url: str | None = URL_OPTION) -> None:
     """List monitoring schedules with their latest execution."""
-    try:
-        scheduler = _scheduler()
-        rows = [(s, next(iter(scheduler.executions(s.name)), None)) for s in scheduler.schedules()]
-    except ShipyardError as exc:
-        raise _fail(str(exc)) from None
+    found = _call(url, "GET")["MonitoringSchedules"]
     table = Table(title="monitoring schedules", title_justify="left")
     for heading in ("name", "type", "schedule", "last run", "status", "violations"):
         table.add_column(heading)
-    for spec, last in rows:
+    for spec in found:
+        last = spec["last_execution"] or {}
         table.add_row(
-            spec.name, spec.monitoring_type, spec.schedule_expression,
-            last.scheduled_time if last else "-", last.status if last else "-",
-            str(last.violations) if last else "-",
+            spec["name"], spec["monitoring_type"], spec["schedule_expression"],
+            last.get("scheduled_time", "-"), last.get("status", "-"),
+            str(last.get("violations", "-")),
         )  # fmt: skip
     console.print(table)
 
 
 @schedules_app.command("run-now")
-def run_now_command(name: Annotated[str, typer.Argument(help="The schedule to run.")]) -> None:
-    """Run a schedule's job now; exit 1 if it found violations or failed."""
-    try:
-        with _steps() as step:
-            step(f"running {name}")
-            execution = _scheduler().run_now(name)
-    except ShipyardError as exc:
-        raise _fail(str(exc)) from None
+def run_now_command(
+    name: Annotated[str, typer.Argument(help="The schedule to run.")],
+    url: str | None = URL_OPTION,
+) -> None:
+    """Run a schedule's job now; exit 1 if it found violations or failed.
+
+    Through a running server, its metrics reach the server's alarms.
+    """
+    with _steps() as step:
+        step(f"running {name}")
+        execution = _call(url, "POST", f"/{name}/run")
     _print_execution(execution)
-    if execution.status != "Completed":
+    if execution["status"] != "Completed":
         raise typer.Exit(1)
 
 
@@ -227,37 +236,37 @@ def run_now_command(name: Annotated[str, typer.Argument(help="The schedule to ru
 def executions_command(
     name: Annotated[str, typer.Argument(help="The schedule.")],
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N executions.")] = 10,
+    url: str | None = URL_OPTION,
 ) -> None:
     """Show a schedule's executions, newest first, with their reports."""
-    try:
-        scheduler = _scheduler()
-        scheduler.get(name)
-        executions = scheduler.executions(name)[:limit]
-    except ShipyardError as exc:
-        raise _fail(str(exc)) from None
+    executions = _call(url, "GET", f"/{name}")["executions"][:limit]
     table = Table(title=f"executions of {name}", title_justify="left")
     for heading in ("scheduled", "status", "violations", "run"):
         table.add_column(heading)
-    for execution in executions:
-        table.add_row(
-            execution.scheduled_time, execution.status, str(execution.violations), execution.run_id
-        )
+    for e in executions:
+        table.add_row(e["scheduled_time"], e["status"], str(e["violations"]), e["run_id"])
     console.print(table)
-    for execution in executions:
-        where = execution.report_uri or f"failed: {execution.failure_reason}"
-        console.print(f"{execution.run_id}: {where}", markup=False, soft_wrap=True)
+    for e in executions:
+        where = e["report_uri"] or f"failed: {e['failure_reason']}"
+        console.print(f"{e['run_id']}: {where}", markup=False, soft_wrap=True)
 
 
-def _print_execution(execution: Any) -> None:
-    colour = {"Completed": "green", "CompletedWithViolations": "red"}.get(execution.status, "red")
+def _print_execution(execution: dict[str, Any]) -> None:
+    status = execution["status"]
+    colour = {"Completed": "green", "CompletedWithViolations": "red"}.get(status, "red")
     console.print(
-        f"[{colour}]{execution.status}[/] {execution.schedule} (run {execution.run_id}): "
-        f"{execution.violations} violation(s)",
+        f"[{colour}]{status}[/] {execution['schedule']} (run {execution['run_id']}): "
+        f"{execution['violations']} violation(s)",
         soft_wrap=True,
     )
-    for key, value in execution.summary.items():
+    for key, value in execution["summary"].items():
         console.print(f"  {key}: {value}", markup=False, soft_wrap=True)
-    if execution.failure_reason:
-        console.print(f"  failure: {execution.failure_reason}", markup=False, soft_wrap=True)
-    for name, url in execution.outputs.items():
+    if execution["failure_reason"]:
+        console.print(f"  failure: {execution['failure_reason']}", markup=False, soft_wrap=True)
+    for name, url in execution["outputs"].items():
         console.print(f"{name}: {url}", markup=False, soft_wrap=True)
+
+
+def _absolute(path: str) -> str:
+    """A server in another folder must find the file: relative paths are made absolute here."""
+    return path if "://" in path else str(Path(path).expanduser().resolve())

@@ -138,6 +138,7 @@ def drain(
 
     Safe to kill at any moment: the next drain lands each record exactly once.
     """
+    from shipyard.pipeline.landing import event_landing_schema
     from shipyard.storage import ObjectStore
 
     settings = load_settings()
@@ -156,6 +157,7 @@ def drain(
                 source,
                 store,
                 batch_records=batch_records,
+                schema=event_landing_schema(),
                 progress=lambda n: bar.advance(task, n),
             )
     finally:

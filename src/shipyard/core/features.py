@@ -6,7 +6,7 @@ both call :meth:`FeaturePrep.transform` on raw events exactly as the stream carr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from shipyard.core.errors import InvalidRequestError, NotFittedError
+from shipyard.core.record_prep import RecordPrep
 
 # Derived features are named expressions over raw columns. They live here, not in a notebook,
 # because serving must compute them identically.
@@ -87,6 +88,7 @@ class FeaturePrep:
         }
         self.feature_names_ = [*self.numeric, *self.boolean, *self.categorical, *self.derived]
         self.__dict__.pop("_expressions_", None)
+        self.__dict__.pop("_record_prep_", None)
         return self
 
     def transform(self, frame: pl.DataFrame) -> PreparedFeatures:
@@ -107,6 +109,23 @@ class FeaturePrep:
             matrix = prepared.select(self.feature_names_).to_numpy().astype(np.float32, copy=False)
         matrix[~np.isfinite(matrix)] = np.nan
         return PreparedFeatures(matrix=matrix, unseen_counts=unseen_counts)
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> PreparedFeatures | None:
+        """:meth:`transform` of events given as JSON objects, without building a frame (see
+        :mod:`shipyard.core.record_prep`); None when the events need the frame path."""
+        plan: RecordPrep | None | bool = self.__dict__.get("_record_prep_", False)
+        if plan is False:
+            if not hasattr(self, "categories_"):
+                raise NotFittedError("FeaturePrep is not fitted yet; call fit() first")
+            plan = None
+            if RecordPrep.supports(self.derived):
+                plan = RecordPrep(
+                    self.input_types, self.feature_names_, self.categories_, self.derived
+                )
+            self._record_prep_ = plan
+        assert plan is not True
+        prepared = None if plan is None else plan.prepare(records)
+        return None if prepared is None else PreparedFeatures(*prepared)
 
     def _expressions(self) -> tuple[list[pl.Expr], list[pl.Expr]]:
         """Casting expressions, then feature and unseen-count expressions (built once)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +41,12 @@ XGBOOST_ARTIFACT = ARTIFACT_NAMES["xgboost"]
 
 @dataclass(frozen=True)
 class FaultInjection:
-    """Deliberate failures for drills: a share of requests raise a model error."""
+    """Deliberate failures for drills: a share of requests raise a model error, and every
+    model call takes ``latency_ms`` longer (a latency regression)."""
 
     error_rate: float = 0.0
     seed: int = 0
+    latency_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ def write_package(store: ObjectStore, prefix: str, contents: PackageContents) ->
             else {
                 "error_rate": contents.fault_injection.error_rate,
                 "seed": contents.fault_injection.seed,
+                "latency_ms": contents.fault_injection.latency_ms,
             }
         ),
     }
@@ -114,6 +118,7 @@ class PackagedModel:
         self.booster = load_native(self.framework, model_bytes)
         fault = manifest.get("fault_injection") or {}
         self._error_rate = float(fault.get("error_rate", 0.0))
+        self._latency_s = float(fault.get("latency_ms", 0.0)) / 1000.0
         self._fault_rng = random.Random(int(fault.get("seed", 0)))
         self._fault_lock = threading.Lock()
 
@@ -124,16 +129,27 @@ class PackagedModel:
 
     def score(self, events: pl.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
         """Fraud probability per event, and counts of unseen category values per column."""
+        self._inject_fault()
+        prepared = self.prep.transform(events)
+        return self.score_prepared(prepared.matrix, faults=False), prepared.unseen_counts
+
+    def score_prepared(self, matrix: np.ndarray, *, faults: bool = True) -> np.ndarray:
+        """Fraud probability per row of a matrix that ``self.prep`` made (serving prepares
+        each request's events itself, then scores them together in one call)."""
+        if faults:
+            self._inject_fault()
+        if len(matrix) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return predict_positive(self.framework, self.booster, matrix)
+
+    def _inject_fault(self) -> None:
+        if self._latency_s > 0.0:
+            time.sleep(self._latency_s)
         if self._error_rate > 0.0:
             with self._fault_lock:
                 fail = self._fault_rng.random() < self._error_rate
             if fail:
                 raise ModelFault("injected fault: this model version is deliberately faulty")
-        prepared = self.prep.transform(events)
-        if len(events) == 0:
-            return np.zeros(0, dtype=np.float32), prepared.unseen_counts
-        scores = predict_positive(self.framework, self.booster, prepared.matrix)
-        return scores, prepared.unseen_counts
 
 
 def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) -> PackagedModel:

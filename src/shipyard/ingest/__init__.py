@@ -12,7 +12,6 @@ from shipyard.ingest.backend import (
 )
 from shipyard.ingest.client import Client, DeliveryReport, Undelivered
 from shipyard.ingest.drain import (
-    FRAUD_EVENT_SCHEMA,
     DrainResult,
     drain_to_landing,
     read_landing,
@@ -36,7 +35,6 @@ __all__ = [
     "EmbeddedStore",
     "stream_store",
     "create_ingest_routes",
-    "FRAUD_EVENT_SCHEMA",
     "DrainResult",
     "EmbeddedStream",
     "IngestMetrics",

@@ -34,33 +34,6 @@ from shipyard.storage import ObjectStore
 LANDING_GROUP = "landing"
 DEFAULT_LATE_AFTER_HOURS = 48.0
 
-# docs/fraud-events.md, in its order. Values keep their JSON types; event_time stays a string.
-FRAUD_EVENT_SCHEMA = pl.Schema(
-    {
-        "event_id": pl.String(),
-        "event_time": pl.String(),
-        "card_id": pl.String(),
-        "amount": pl.Float64(),
-        "currency": pl.String(),
-        "merchant_id": pl.String(),
-        "merchant_category": pl.String(),
-        "country": pl.String(),
-        "channel": pl.String(),
-        "card_age_days": pl.Int64(),
-        "txn_count_1h": pl.Int64(),
-        "txn_count_24h": pl.Int64(),
-        "avg_amount_30d": pl.Float64(),
-        "distance_from_home_km": pl.Float64(),
-        "is_foreign": pl.Boolean(),
-        "device_trust_score": pl.Float64(),
-        "hour_of_day": pl.Int64(),
-        "is_weekend": pl.Boolean(),
-        "merchant_risk_score": pl.Float64(),
-        "prev_chargebacks": pl.Int64(),
-        "account_balance": pl.Float64(),
-    }
-)
-
 # ISO 8601 with optional fraction and a 'Z' or '+hh:mm' zone, e.g. 2026-11-01T00:00:00.123Z.
 _EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 _UNDECODABLE = "_undecodable"
@@ -105,10 +78,14 @@ def drain_to_landing(
     prefix: str | None = None,
     batch_records: int = 200_000,
     late_after_hours: float = DEFAULT_LATE_AFTER_HOURS,
-    schema: pl.Schema = FRAUD_EVENT_SCHEMA,
+    schema: pl.Schema,
     progress: Callable[[int], None] | None = None,
 ) -> DrainResult:
     """Land every record ``group`` has not consumed yet, then commit; see the module doc.
+
+    ``schema`` decodes the JSON payloads (a record that does not fit it is quarantined as
+    undecodable); the pipeline derives it from the data contract
+    (``shipyard.validate.landing_schema``), which ingest does not import.
 
     A pass stops on a shard when a read returns fewer than ``batch_records`` records, so it
     ends even while producers keep writing. ``progress`` hears how many records each

@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import polars as pl
+
 from shipyard.ingest.drain import LANDING_GROUP, drain_to_landing
 from shipyard.ingest.hub import StreamHub
 from shipyard.ingest.metrics import IngestMetrics
@@ -36,7 +38,10 @@ def lag(hub: StreamHub, name: str, group: str = LANDING_GROUP) -> int:
 
 
 class DrainWorker:
-    """One background thread draining every stream of a hub into the landing zone."""
+    """One background thread draining every stream of a hub into the landing zone.
+
+    ``schema`` decodes every stream's events (see :func:`drain_to_landing`).
+    """
 
     def __init__(
         self,
@@ -44,8 +49,11 @@ class DrainWorker:
         store: ObjectStore,
         policy: DrainPolicy,
         metrics: IngestMetrics | None = None,
+        *,
+        schema: pl.Schema,
     ) -> None:
         self.hub = hub
+        self.schema = schema
         self.metrics = metrics
         self.store = store
         self.policy = policy
@@ -106,7 +114,7 @@ class DrainWorker:
         if not (force or due):
             return 0
         started = time.perf_counter()
-        result = drain_to_landing(self.hub.get(name), self.store)
+        result = drain_to_landing(self.hub.get(name), self.store, schema=self.schema)
         if self.metrics is not None:
             self.metrics.drain_seconds.labels(name).observe(time.perf_counter() - started)
             self.metrics.drained.labels(name).inc(result.records)

@@ -19,6 +19,7 @@ from shipyard.monitor.api import create_monitor_routes
 from shipyard.monitor.cron import ScheduleExpression
 from shipyard.monitor.drift import ColumnDrift, DriftDetector, DriftReport, detect_drift
 from shipyard.monitor.drift_report import drift_violations, render_drift_html, write_drift_outputs
+from shipyard.monitor.guardrail import DeploymentGuardrail
 from shipyard.monitor.history import EndpointChange, endpoint_history
 from shipyard.monitor.metrics import METRICS, Datapoint, MetricsStore
 from shipyard.monitor.prometheus import (
@@ -42,8 +43,10 @@ from shipyard.monitor.schedule import (
     MonitoringSchedule,
     MonitoringScheduler,
 )
+from shipyard.monitor.schedule_api import create_schedule_routes
 
 __all__ = [
+    "DeploymentGuardrail",
     "DATA_DRIFT",
     "MODEL_QUALITY",
     "ColumnDrift",
@@ -83,6 +86,7 @@ __all__ = [
     "alertmanager_config",
     "check_alarm_name",
     "create_monitor_routes",
+    "create_schedule_routes",
     "decide",
     "endpoint_history",
     "load_alarm_file",

@@ -224,7 +224,10 @@ class AlarmActions:
         try:
             self._pipelines[name](notice)
         except Exception as exc:  # a failing pipeline is reported, never raised into the pool
-            logger.exception("alarm %s: pipeline %s failed", alarm, name)
+            logger.error(
+                "alarm %s: pipeline %s failed: %s", alarm, name, exc,
+                exc_info=not isinstance(exc, ShipyardError),  # a bug: keep its traceback
+            )  # fmt: skip
             self._record(alarm, f"pipeline {name} failed: {exc}", {"action": PIPELINE})
             return
         self._record(alarm, f"pipeline {name} ran", {"action": PIPELINE, "pipeline": name})

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from shipyard.core.errors import DataError, InvalidRequestError
+from shipyard.core.metrics import brier_score, ranking_metrics
 from shipyard.monitor._data import Data, collect, scan, schema
 
 METRICS = ("auc_pr", "auc_roc", "recall_at_1pct_fpr", "precision", "recall", "f1", "brier")
@@ -87,8 +88,6 @@ def binary_quality(
     labels: np.ndarray, scores: np.ndarray, *, threshold: float = 0.5
 ) -> dict[str, float | None]:
     """Every metric of METRICS for one set of rows; None where the rows cannot define it."""
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-
     y = np.asarray(labels).astype(np.int8)
     s = np.asarray(scores, dtype=np.float64)
     positives = int(y.sum())
@@ -107,13 +106,10 @@ def binary_quality(
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "brier": float(np.mean((s - y) ** 2)) if len(y) else None,
+        "brier": brier_score(y, s) if len(y) else None,
     }
     if has_both:
-        fpr, tpr, _ = roc_curve(y, s)
-        result["auc_pr"] = float(average_precision_score(y, s))
-        result["auc_roc"] = float(roc_auc_score(y, s))
-        result["recall_at_1pct_fpr"] = float(tpr[fpr <= 0.01].max())
+        result.update(ranking_metrics(y, s))
     return result
 
 

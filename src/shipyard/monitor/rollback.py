@@ -8,6 +8,10 @@ nothing. A trigger naming none means "the version serving as I arrive": when a r
 the endpoint finished after it arrived (it waited behind that one), it does nothing either.
 So twenty concurrent triggers for one incident cause exactly one rollback, and each of the
 others is recorded as a no-op.
+
+During a blue/green deployment (``deployments`` given), a rollback is the guardrail's: all
+traffic returns to the old fleet in one step, whatever the trigger; the alias moves to the old
+fleet's version and the new fleet's version is Rejected, as for any rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from shipyard.core.errors import ShipyardError, StateError
 from shipyard.core.interfaces import ModelStore, TrafficController
 from shipyard.core.types import ModelRef
+from shipyard.monitor._deployments import DeploymentTraffic, DeploymentView
 from shipyard.storage import MetadataStore, record_event
 
 logger = logging.getLogger(__name__)
@@ -57,11 +62,16 @@ class RollbackController:
     """
 
     def __init__(
-        self, models: ModelStore, traffic: TrafficController, audit: MetadataStore | None = None
+        self,
+        models: ModelStore,
+        traffic: TrafficController,
+        audit: MetadataStore | None = None,
+        deployments: DeploymentTraffic | None = None,
     ) -> None:
         self.models = models
         self.traffic = traffic
         self.audit = audit
+        self.deployments = deployments
         self.outcomes: list[RollbackOutcome] = []  # every trigger's outcome, in order
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
@@ -104,6 +114,9 @@ class RollbackController:
                     time.time(), trigger, actor,
                 )  # fmt: skip
                 return self._finish(outcome, "rollback-noop")
+            progress = None if self.deployments is None else self.deployments.progress(endpoint)
+            if progress is not None:
+                return self._abort_deployment(progress, reason, actor, trigger, started)
             current = _newest(serving)
             target = self.models.previous_approved(current)
             if target is None:
@@ -126,6 +139,31 @@ class RollbackController:
             )  # fmt: skip
             self._finished[endpoint] = (time.perf_counter(), outcome)
             return self._finish(outcome, "rollback")
+
+    def _abort_deployment(
+        self, progress: DeploymentView, reason: str, actor: str, trigger: str, started: float
+    ) -> RollbackOutcome:
+        assert self.deployments is not None
+        current, target = progress.green_ref, progress.blue_ref
+        note = _clip(
+            f"rollback of the deployment {current} -> old fleet {target} ({trigger}, at "
+            f"{progress.share:.0%} on the new fleet): {reason}"
+        )
+        self.deployments.abort(progress.endpoint, actor=actor, reason=note)
+        try:
+            self.models.set_alias(
+                target.group, PRODUCTION, target.version, actor=actor, reason=note
+            )
+        except ShipyardError as exc:  # an old fleet that was never Approved keeps serving
+            note = _clip(f"{note}; {PRODUCTION} alias not moved: {exc}")
+        if current != target:
+            self.models.reject(current.group, current.version, actor=actor, reason=note)
+        outcome = RollbackOutcome(
+            progress.endpoint, current, target, note, time.perf_counter() - started,
+            time.time(), trigger, actor,
+        )  # fmt: skip
+        self._finished[progress.endpoint] = (time.perf_counter(), outcome)
+        return self._finish(outcome, "rollback")
 
     def _finish(self, outcome: RollbackOutcome, action: str) -> RollbackOutcome:
         with self._guard:

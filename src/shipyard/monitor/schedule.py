@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from shipyard.core.errors import InvalidRequestError, NotFoundError, ShipyardError, StateError
+from shipyard.monitor.captured import is_capture, read_captured_inputs
 from shipyard.monitor.cron import ScheduleExpression
 from shipyard.monitor.job import JobResult, run_drift_job, run_quality_job
 from shipyard.storage import MetadataStore, ObjectStore, list_events, record_event, utcnow
@@ -57,8 +58,9 @@ class MetricPublisher(Protocol):
 class MonitoringSchedule:
     """What to check, against what, and when.
 
-    DataDrift: ``current`` is the data to check (Parquet file, folder or glob), ``baseline`` the
-    reference dataset. ModelQuality: ``current`` holds captured predictions (``event_id``,
+    DataDrift: ``current`` is the data to check (Parquet file, folder or glob, or
+    ``capture:ENDPOINT`` for the endpoint's captured requests), ``baseline`` the reference
+    dataset. ModelQuality: ``current`` holds captured predictions (``event_id``,
     ``score``), ``labels`` the ground truth, ``baseline`` a constraints.json. With
     ``window_hours`` a job reads only rows whose ``time_column`` lies in the hours before its
     scheduled time. ``endpoint`` names the metrics' endpoint (the schedule's name if None).
@@ -247,7 +249,7 @@ class MonitoringScheduler:
         while not self._stop.is_set():
             try:
                 self.run_due()
-            except ShipyardError:
+            except Exception:  # the loop must outlive one bad tick (a database hiccup)
                 logger.exception("monitoring schedules could not run")
             self._stop.wait(poll_s)
 
@@ -256,9 +258,12 @@ class MonitoringScheduler:
         prefix = f"reports/monitor/{schedule.name}/{run_id}"
         try:
             result = _run(schedule, self.store, prefix, at)
-        except ShipyardError as exc:
+        except Exception as exc:  # recorded as Failed, so the run never stays InProgress
+            if not isinstance(exc, ShipyardError):
+                logger.exception("monitoring schedule %s failed", schedule.name)  # a bug
+            reason = str(exc) if isinstance(exc, ShipyardError) else f"{type(exc).__name__}: {exc}"
             execution = Execution(
-                run_id, schedule.name, at.isoformat(), FAILED, failure_reason=str(exc)
+                run_id, schedule.name, at.isoformat(), FAILED, failure_reason=reason
             )
         else:
             status = WITH_VIOLATIONS if result.violations else COMPLETED
@@ -355,8 +360,10 @@ def _run(schedule: MonitoringSchedule, store: ObjectStore, prefix: str, at: date
     if schedule.window_hours is not None:
         window = (at - timedelta(hours=schedule.window_hours), at)
     if schedule.monitoring_type == DATA_DRIFT:
+        current = schedule.current
         return run_drift_job(
-            store, prefix, reference=schedule.baseline, current=schedule.current,
+            store, prefix, reference=schedule.baseline,
+            current=read_captured_inputs(store, current) if is_capture(current) else current,
             columns=schedule.columns, window=window, time_column=schedule.time_column,
         )  # fmt: skip
     assert schedule.labels is not None  # checked when the schedule was created

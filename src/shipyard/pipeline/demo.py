@@ -1,7 +1,8 @@
 """The fraud story, end to end on embedded defaults: `shipyard demo`.
 
 generate -> stream -> landing -> validate -> train -> register -> deploy -> serve ->
-faulty version -> alarm -> automatic rollback. Each step calls the layer that owns it.
+faulty version -> alarm -> automatic rollback -> drifted traffic -> drift report. Each step
+calls the layer that owns it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from shipyard.core.errors import StageFailed
 from shipyard.core.package import FaultInjection, PackageContents, write_package
 from shipyard.core.types import ModelRef
 from shipyard.ingest import drain_to_landing, open_stream, publish_events
+from shipyard.pipeline.demo_canary import CanaryScene, canary_scene
+from shipyard.pipeline.demo_drift import DriftScene, drift_scene
 from shipyard.pipeline.drill import DrillResult, fault_drill, raw_event_lines, serve_traffic
+from shipyard.pipeline.landing import event_landing_schema
 from shipyard.pipeline.narration import Narrator, Stage, StageReport
 from shipyard.pipeline.server import BackgroundServer
 from shipyard.pipeline.workspace import Workspace
@@ -49,6 +53,8 @@ class DemoReport:
     good: ModelRef | None = None
     faulty: ModelRef | None = None
     drill: DrillResult | None = None
+    drift: DriftScene | None = None
+    canary: CanaryScene | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -96,6 +102,17 @@ def run_demo(
                 workspace, narrator, report.stages, server.url, ENDPOINT, VARIANT,
                 good=good.ref, faulty=faulty.ref, bodies=bodies, concurrency=concurrency,
                 fault_note=f"it fails {fault_error_rate:.0%} of requests on purpose",
+            )  # fmt: skip
+            report.drift = drift_scene(
+                workspace, narrator, report.stages, server.url, ENDPOINT, curated=curated, seed=seed
+            )
+            slow = _register(
+                workspace, narrator, report, result, [curated_id, labels_id], run_id,
+                fault=FaultInjection(latency_ms=80.0, seed=2), stage_name="register slow",
+            )  # fmt: skip
+            report.canary = canary_scene(
+                workspace, narrator, report.stages, server.url, ENDPOINT, VARIANT,
+                good=good.ref, slow=slow.ref, bodies=bodies, concurrency=concurrency,
             )  # fmt: skip
     except StageFailed as exc:
         finish_run(workspace.meta, run_id, failure=str(exc))
@@ -148,7 +165,9 @@ def _ingest_and_land(
     with Stage(narrator, report.stages, "land") as stage:
         try:
             with narrator.progress("landing as Parquet", published.records) as tick:
-                drained = drain_to_landing(stream, ws.store, progress=tick)
+                drained = drain_to_landing(
+                    stream, ws.store, schema=event_landing_schema(), progress=tick
+                )
         finally:
             stream.close()
         keys = list(drained.files)
@@ -307,7 +326,8 @@ def _register(
     with Stage(narrator, report.stages, stage_name) as stage:
         version = register_package(ws, result.contents, parents, run_id, fault=fault)
         reason = (
-            f"drill: deliberately faulty ({fault.error_rate:.0%} of requests fail)"
+            f"drill: deliberately faulty ({fault.error_rate:.0%} of requests fail, "
+            f"+{fault.latency_ms:g} ms per model call)"
             if fault
             else f"AUC-PR {result.metrics['auc_pr']:.3f} passed the {MIN_LIFT:g}x-base-rate gate"
         )

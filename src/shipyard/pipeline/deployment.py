@@ -8,6 +8,11 @@
   redeploys every endpoint serving it with the newest version still Approved; the registry
   moves ``production`` there in the same transaction as the rejection. The rejection stands
   even if an endpoint then fails to switch: the error names the endpoint still serving it.
+- Rejecting the new fleet's version of a blue/green deployment rolls that deployment back, as
+  its guardrail would (:class:`RollbackController`: all traffic to the old fleet, the
+  ``production`` alias to its version, a ``rollback`` event). Rejecting the old fleet's version
+  mid-deployment is refused (409), before any change: the deployment's only way back would be
+  a Rejected version. Let it finish, or roll it back, then reject.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from starlette.routing import Route
 from shipyard.core.errors import ShipyardError, StateError
 from shipyard.core.names import check_name
 from shipyard.core.types import ModelRef
+from shipyard.monitor import RollbackController
 from shipyard.pipeline.gate import EvaluationGate
 from shipyard.pipeline.workspace import Workspace
 from shipyard.registry import (
@@ -41,7 +47,8 @@ def registry_routes(workspace: Workspace) -> list[Route]:
     """The registry's HTTP routes: approvals gated by evaluation, and wired to the endpoints."""
     gate = EvaluationGate(workspace)
     return create_registry_routes(
-        workspace.registry, Deployments(workspace.registry, workspace.endpoints, gate)
+        workspace.registry,
+        Deployments(workspace.registry, workspace.endpoints, gate, workspace.rollbacks),
     )
 
 
@@ -57,10 +64,12 @@ class Deployments:
         registry: ModelRegistry,
         endpoints: EndpointService,
         gate: EvaluationGate | None = None,
+        rollbacks: RollbackController | None = None,
     ) -> None:
         self.registry = registry
         self.endpoints = endpoints
         self.gate = gate
+        self.rollbacks = rollbacks  # without it, a rejection mid-deployment is refused
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -131,6 +140,7 @@ class Deployments:
         ref = ModelRef(group, version)
         with self._serialised(group):
             self.registry.check_approval(group, version, REJECTED, actor=actor, reason=reason)
+            aborted = self._deployments_of(ref)
             serving = [d.name for d in self._in_service() if ref in _refs(d.variants)]
             successor = self.registry.latest_approved(group, excluding=version)
             if serving and successor is None:
@@ -141,8 +151,18 @@ class Deployments:
             change = self.registry.update_approval(
                 group, version, REJECTED, actor=actor, reason=reason
             )
+            rolled_back = []
+            for name in aborted:
+                assert self.rollbacks is not None
+                before = _refs(self.endpoints.describe(name).variants)
+                outcome = self.rollbacks.rollback(
+                    name, reason=f"{ref} rejected" + (f": {reason}" if reason else ""),
+                    actor=actor, suspect=ref, trigger="registry-reject",
+                )  # fmt: skip
+                if outcome.to_ref is not None:
+                    rolled_back.append(Redeployment(name, before, outcome.to_ref))
             if not serving:
-                return ActionOutcome.of(change)
+                return ActionOutcome.of(change, tuple(rolled_back))
             assert successor is not None
             note = f"{ref} rejected; redeploy {successor.ref}, the newest still Approved" + (
                 f": {reason}" if reason else ""
@@ -158,7 +178,7 @@ class Deployments:
                     f"{ref} is Rejected, but could not redeploy {successor.ref} to "
                     f"{'; '.join(failed)}: still serving {ref}"
                 )
-            return ActionOutcome.of(change, _redeployments(done))
+            return ActionOutcome.of(change, (*rolled_back, *_redeployments(done)))
 
     # ---------------------------------------------------------------------------------------
 
@@ -168,6 +188,27 @@ class Deployments:
             lock = self._locks[group]
         with lock:
             yield
+
+    def _deployments_of(self, ref: ModelRef) -> list[str]:
+        """Endpoints mid-deployment whose new fleet serves ``ref`` (to roll back); raises
+        when an old fleet serves it, or when there is no rollback controller to roll back."""
+        aborted = []
+        for name in self.endpoints.deployments.deploying():
+            progress = self.endpoints.deployments.progress(name)
+            if progress is None:
+                continue
+            blue, green = _refs(list(progress.blue.variants)), _refs(list(progress.green.variants))
+            summary = f"endpoint {name!r} is mid-deployment ({progress.summary})"
+            if ref in blue:
+                raise StateError(
+                    f"{summary} and its old fleet serves {ref}, which a rollback returns to; "
+                    f"let the deployment finish, or roll it back, then reject {ref}"
+                )
+            if ref in green:
+                if self.rollbacks is None:
+                    raise StateError(f"{summary}; roll it back, then reject {ref}")
+                aborted.append(name)
+        return aborted
 
     def _in_service(self) -> list[EndpointDescription]:
         return [d for d in self.endpoints.list_endpoints() if d.status == IN_SERVICE]

@@ -1,4 +1,4 @@
-"""The HTTP server: serving routes plus the alarm loop, on uvicorn."""
+"""The HTTP server: serving routes plus the alarm loop and monitoring schedules, on uvicorn."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from shipyard.core.errors import ConfigError, StorageError
 from shipyard.ingest import DrainPolicy, DrainWorker, IngestMetrics, create_ingest_routes
 from shipyard.monitor import EndpointMetricsCollector
 from shipyard.pipeline.deployment import registry_routes
+from shipyard.pipeline.landing import event_landing_schema
 from shipyard.pipeline.monitoring import monitor_routes
 from shipyard.pipeline.supervisor import Supervisor, batch_policy_of, scaling_policy_of
 from shipyard.pipeline.workspace import Workspace
@@ -31,6 +32,7 @@ from shipyard.serve import (
 )
 from shipyard.serve.autoscale import ScalingPolicy
 from shipyard.serve.batching import configure_batching
+from shipyard.serve.runtime import freeze_loaded_heap
 
 
 def build_app(
@@ -54,7 +56,13 @@ def build_app(
     worker = (
         None
         if drain is None
-        else DrainWorker(workspace.streams, workspace.store, drain, ingest_metrics)
+        else DrainWorker(
+            workspace.streams,
+            workspace.store,
+            drain,
+            ingest_metrics,
+            schema=event_landing_schema(),
+        )
     )
 
     @contextlib.asynccontextmanager
@@ -62,6 +70,8 @@ def build_app(
         workspace.endpoints.load_in_service()
         workspace.guard_endpoints(period_s=alarm_period_s)
         workspace.alarms.start()
+        workspace.monitoring.start()
+        workspace.guardrail.start()
         if worker is not None:
             worker.start()
         try:
@@ -69,6 +79,8 @@ def build_app(
         finally:
             if worker is not None:
                 worker.stop()
+            workspace.monitoring.stop()
+            workspace.guardrail.stop()
             workspace.alarms.stop()
             workspace.streams.close()
 
@@ -134,6 +146,7 @@ def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
     else:
         app = build_app(workspace, drain=policy)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
+    freeze_loaded_heap()  # the modules, mostly: models load in the lifespan, and are few objects
     try:
         uvicorn.Server(config).run(sockets=[sock if supervisor is None else supervisor.management])
     finally:

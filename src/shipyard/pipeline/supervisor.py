@@ -8,8 +8,10 @@ autoscaler, and a watch that replaces workers that die).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
+import os
 import socket
 import threading
 import time
@@ -19,12 +21,16 @@ import uvicorn
 
 from shipyard.core.config import Settings
 from shipyard.core.errors import StorageError
-from shipyard.pipeline.workspace import Workspace
+from shipyard.pipeline.workspace import Workspace, capture_policy
 from shipyard.registry import ModelRegistry
 from shipyard.serve import EndpointService
 from shipyard.serve.autoscale import Autoscaler, ScalingPolicy
 from shipyard.serve.batching import BatchPolicy, configure_batching
+from shipyard.serve.runtime import freeze_loaded_heap
+from shipyard.serve.score_samples import ScoreSamples
+from shipyard.serve.sidecar_metrics import WorkerSidecarCounts, cache_states, sidecar_counts
 from shipyard.serve.workers import (
+    SERVING_STATUSES,
     ConfigFollower,
     MetricsForwarder,
     MetricsReceiver,
@@ -62,9 +68,18 @@ def run_worker(sock: socket.socket, settings: Settings, channel: Any, management
     configure_batching(batch_policy_of(settings))
     meta = MetadataStore(settings.resolved_database_url, migrate=False)
     forwarder = MetricsForwarder(channel)
+    # The workspace's capture policy, or a worker would capture card_id in clear.
     service = EndpointService(
-        meta, ObjectStore(settings.resolved_store_url), ModelRegistry(meta), forwarder
+        meta,
+        ObjectStore(settings.resolved_store_url),
+        ModelRegistry(meta),
+        forwarder,
+        capture_policy=capture_policy(settings),
     )
+    forwarder.counters = functools.partial(sidecar_counts, service)
+    service.scores = ScoreSamples(forward=True)  # the guardrail judges them in the supervisor
+    forwarder.scores = service.scores.take
+    forwarder.caches = functools.partial(cache_states, service)
     follower = ConfigFollower(service)
     keys = settings.api_keys
 
@@ -72,6 +87,7 @@ def run_worker(sock: socket.socket, settings: Settings, channel: Any, management
         watch_parent(lambda: setattr(server, "should_exit", True), parent_pid)
         forwarder.start()
         follower.sync()  # models loaded and warmed before the first accept
+        freeze_loaded_heap()
         follower.start()
         channel.put(("ready", multiprocessing.current_process().pid))
 
@@ -97,9 +113,26 @@ def run_worker(sock: socket.socket, settings: Settings, channel: Any, management
         meta.dispose()
 
 
+def largest_instance_count(service: EndpointService) -> int:
+    """The largest InitialInstanceCount among the production variants of endpoints in service
+    (0 with none). Every worker serves every endpoint, so N workers give each variant N
+    instances: the pool needs the largest count, not the sum."""
+    largest = 0
+    for endpoint in service.list_endpoints():
+        if endpoint.status in SERVING_STATUSES:
+            largest = max([largest, *(v.instance_count for v in endpoint.variants)])
+    return largest
+
+
 class Supervisor:
     """Runs the worker pool for a workspace; the caller serves the management app on
-    :attr:`management` (see ``serve_forever`` and ``BackgroundServer``)."""
+    :attr:`management` (see ``serve_forever`` and ``BackgroundServer``).
+
+    Without autoscaling the pool runs ``workers`` processes, or more when an endpoint in
+    service asks for more instances (InitialInstanceCount), up to :attr:`max_workers` (one per
+    core, or ``workers`` if higher): more processes than cores add memory, not throughput. With
+    autoscaling the autoscaler owns the count, as SageMaker's scalable target does.
+    """
 
     def __init__(
         self,
@@ -113,9 +146,18 @@ class Supervisor:
         from shipyard.pipeline.server import listen_socket  # server imports this module
 
         self.workers = workers
+        self.max_workers = max(workers, os.cpu_count() or 1)
+        self._service = workspace.endpoints
         sock.listen(2048)  # connections queue while the workers start, instead of refused
         self._channel = multiprocessing.get_context("spawn").Queue()
-        self.receiver = MetricsReceiver(self._channel, workspace.metrics, rate_window_s)
+        self.receiver = MetricsReceiver(
+            self._channel,
+            workspace.metrics,
+            rate_window_s,
+            on_counters=WorkerSidecarCounts(workspace.endpoints).apply,
+            on_scores=workspace.endpoints.scores.receive,
+            on_caches=workspace.endpoints.worker_caches.apply,
+        )
         self.management = listen_socket("127.0.0.1", 0)
         url = f"http://127.0.0.1:{self.management.getsockname()[1]}"
         self.pool = WorkerPool(run_worker, sock, workspace.settings, self._channel, url)
@@ -134,11 +176,11 @@ class Supervisor:
 
     def start(self) -> None:
         self.receiver.start()
-        start = self.workers
         if self.autoscaler is not None:
             policy = self.autoscaler.policy
-            start = max(policy.min_workers, min(policy.max_workers, start))
-        self.pool.scale_to(start)
+            self.pool.scale_to(max(policy.min_workers, min(policy.max_workers, self.workers)))
+        else:
+            self.pool.scale_to(self.pool_target())
         if self.autoscaler is not None:
             self.autoscaler.start()
         self._watch.start()
@@ -170,6 +212,23 @@ class Supervisor:
         self._channel.join_thread()
         self.management.close()
 
+    def pool_target(self) -> int:
+        """Workers to run without autoscaling: ``workers``, raised to the largest instance
+        count of the endpoints in service, at most ``max_workers``."""
+        wanted = min(self.max_workers, largest_instance_count(self._service))
+        return max(self.workers, wanted)
+
     def _replace_dead(self) -> None:
         while not self._stopped.wait(1.0):
             self.pool.replace_dead()
+            self._service.worker_caches.retain(self.pool.pids)
+            if self.autoscaler is not None:
+                continue
+            try:
+                target = self.pool_target()
+            except Exception:  # the metadata is unreachable: keep the pool as it is
+                _log.exception("could not read the endpoints' instance counts")
+                continue
+            if self.pool.size != target:
+                _log.info("instance counts ask for %d workers (had %d)", target, self.pool.size)
+                self.pool.scale_to(target)

@@ -11,10 +11,14 @@ from shipyard.monitor import (
     AlarmActions,
     AlarmManager,
     AlarmSpec,
+    DeploymentGuardrail,
     MetricsStore,
+    MonitoringScheduler,
     RollbackController,
     RollbackOutcome,
+    Transition,
 )
+from shipyard.pipeline.monitor_jobs import open_monitoring
 from shipyard.registry import ModelRegistry
 from shipyard.serve import CapturePolicy, EndpointService
 from shipyard.storage import MetadataStore, ObjectStore
@@ -65,6 +69,8 @@ class Workspace:
     streams: StreamHub
     rollback_log: list[RollbackOutcome] = field(default_factory=list)
     actions: AlarmActions = field(init=False)  # what alarm transitions do (rollback, ...)
+    guardrail: DeploymentGuardrail = field(init=False)  # drives blue/green deployments
+    monitoring: MonitoringScheduler = field(init=False)  # Model Monitor schedules
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -76,7 +82,7 @@ class Workspace:
         endpoints = EndpointService(
             meta, store, registry, metrics, capture_policy=capture_policy(settings)
         )
-        rollbacks = RollbackController(registry, endpoints, meta)
+        rollbacks = RollbackController(registry, endpoints, meta, endpoints.deployments)
         alarms = AlarmManager(metrics, meta)
         streams = StreamHub(stream_store(settings))
         workspace = cls(
@@ -84,9 +90,21 @@ class Workspace:
             rollback_log=rollbacks.outcomes,
         )  # fmt: skip
         workspace.actions = AlarmActions(rollbacks, metrics, endpoints, meta)
-        alarms.on_transition = workspace.actions.on_transition
+        workspace.guardrail = DeploymentGuardrail(
+            endpoints.deployments, alarms, metrics, rollbacks, meta
+        )
+        alarms.on_transition = workspace.on_alarm_transition
+        workspace.monitoring = open_monitoring(workspace)
         alarms.load()
         return workspace
+
+    def on_alarm_transition(self, spec: AlarmSpec, transition: Transition) -> None:
+        """An alarm's actions run, and the guardrail looks at once: a deployment may be
+        watching that alarm without the rollback action."""
+        try:
+            self.actions.on_transition(spec, transition)
+        finally:  # after: a rollback action that already ran leaves the guardrail nothing to do
+            self.guardrail.wake()
 
     def guard_endpoints(self, period_s: int = 1) -> list[str]:
         """Give every endpoint in service its default error-rate alarm (with rollback), unless
@@ -97,7 +115,9 @@ class Workspace:
         return names
 
     def close(self) -> None:
+        self.guardrail.stop()
         self.alarms.stop()
+        self.monitoring.stop()
         self.actions.close()
         self.endpoints.close()
         self.streams.close()

@@ -4,7 +4,8 @@
     GET    /api/v1/endpoint-configs[/{name}]
     POST   /api/v1/endpoints                  {"EndpointName", "EndpointConfigName"}
     GET    /api/v1/endpoints[/{name}]         DescribeEndpoint (+ shadow, capture, multi-model)
-    PUT    /api/v1/endpoints/{name}           {"EndpointConfigName"}: UpdateEndpoint
+    PUT    /api/v1/endpoints/{name}           {"EndpointConfigName", "DeploymentConfig"?}:
+                                              UpdateEndpoint (blue/green with a DeploymentConfig)
     DELETE /api/v1/endpoints/{name}
 
 Errors are JSON ``{"__type": code, "message": ...}`` (SageMaker's control-plane shape):
@@ -27,6 +28,7 @@ from shipyard.core.errors import (
     ShipyardError,
 )
 from shipyard.core.http import method_route, read_body_within
+from shipyard.serve.deployment_config import deployment_from_document
 from shipyard.serve.endpoint_config import config_from_document, config_to_document
 from shipyard.serve.endpoints import EndpointDescription, EndpointService
 
@@ -76,13 +78,27 @@ def create_endpoint_api_routes(service: EndpointService) -> list[Route]:
         body = await _json(request)
         config_name = _field(body, "EndpointConfigName")
         service.describe(name)
-        service.describe_endpoint_config(config_name)
+        config = service.describe_endpoint_config(config_name)
+        if body.get("RetainDeploymentConfig"):
+            raise InvalidRequestError(
+                "RetainDeploymentConfig is not supported; pass the DeploymentConfig again"
+            )
+        raw = body.get("DeploymentConfig")
+        deployment = (
+            None
+            if raw is None
+            else deployment_from_document(
+                raw, instances=sum(v.instance_count for v in config.variants)
+            )
+        )
         await run_in_threadpool(
-            service.update_endpoint,
-            name,
-            config_name=config_name,
-            actor=_actor(request),
-            reason=str(body.get("Reason", "")),
+            lambda: service.update_endpoint(
+                name,
+                config_name=config_name,
+                actor=_actor(request),
+                reason=str(body.get("Reason", "")),
+                deployment=deployment,
+            )
         )
         return JSONResponse(describe_json(service, service.describe(name)))
 
@@ -130,6 +146,9 @@ def describe_json(service: EndpointService, description: EndpointDescription) ->
             for v in description.variants
         ],
     }
+    progress = None if config is None else service.deployments.progress(description.name)
+    if progress is not None:
+        body["PendingDeploymentSummary"] = progress.to_document()
     sidecars = service.sidecars(description.name)
     shadow = None if sidecars is None else sidecars.shadow
     if config is not None and config.shadow is not None:
@@ -166,19 +185,10 @@ def describe_json(service: EndpointService, description: EndpointDescription) ->
         }
     if "MultiModelConfig" in document:
         multi = None if sidecars is None else sidecars.multi
+        state = None if multi is None else service.worker_caches.combined(description.name, multi)
         body["MultiModelConfig"] = {
             **document["MultiModelConfig"],
-            **(
-                {}
-                if multi is None
-                else {
-                    "LoadedModels": multi.loaded,
-                    "LoadedBytes": multi.loaded_bytes,
-                    "Loads": multi.stats.loads,
-                    "CacheHits": multi.stats.hits,
-                    "Evicted": multi.stats.evictions,
-                }
-            ),
+            **({} if state is None else state.to_document()),
         }
     return body
 

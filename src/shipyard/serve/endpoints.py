@@ -1,60 +1,49 @@
-"""Endpoints and endpoint configs: their state machine, persistence, and loaded runtimes."""
+"""Endpoints: their state machine and the runtimes loaded for them (configs persist in
+endpoint_store, rows in endpoint_rows, blue/green steps in blue_green)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 import anyio
-import sqlalchemy as sa
 
 from shipyard.core.errors import (
     InvalidRequestError,
     NotFoundError,
     ShipyardError,
     StateError,
-    StorageError,
 )
 from shipyard.core.interfaces import MetricsSink, ModelStore
 from shipyard.core.names import check_name
-from shipyard.core.package import load_package
 from shipyard.core.types import ModelRef
+from shipyard.serve.blue_green import BlueGreenDeployments, deployment_state
 from shipyard.serve.capture import CapturePolicy, CaptureWriter, Payload
-from shipyard.serve.endpoint_config import (
-    EndpointConfig,
-    VariantSpec,
-    config_from_document,
-    config_to_document,
+from shipyard.serve.deployment_config import DeploymentConfig
+from shipyard.serve.endpoint_config import EndpointConfig, VariantSpec
+from shipyard.serve.endpoint_rows import (
+    CREATING,
+    FAILED,
+    IN_SERVICE,
+    ROLLING_BACK,
+    UPDATING,
+    EndpointDescription,
+    delete_endpoint_row,
+    endpoint_names,
+    insert_endpoint,
+    read_endpoint,
+    write_status,
 )
+from shipyard.serve.endpoint_store import EndpointConfigStore, variant_dicts
 from shipyard.serve.errors import InvocationTimeout
-from shipyard.serve.multimodel import MultiModelCache
-from shipyard.serve.runtime import EndpointRuntime, LoadedVariant, RowsDecoder, Scored, Target
-from shipyard.serve.shadow import ShadowVariant
+from shipyard.serve.loading import load_config
+from shipyard.serve.multimodel import WorkerCacheStates
+from shipyard.serve.runtime import EndpointRuntime, RowsDecoder, Scored, Target
+from shipyard.serve.score_samples import ScoreSamples
 from shipyard.serve.sidecars import EndpointSidecars
-from shipyard.storage import MetadataStore, ObjectStore, record_event, utcnow
-from shipyard.storage.schema import endpoint_configs, endpoints
-
-CREATING = "Creating"
-IN_SERVICE = "InService"
-UPDATING = "Updating"
-ROLLING_BACK = "RollingBack"
-FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class EndpointDescription:
-    name: str
-    status: str
-    config_name: str
-    variants: list[VariantSpec]
-    failure_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-    config: EndpointConfig | None = None
+from shipyard.storage import MetadataStore, ObjectStore
 
 
 class EndpointService:
@@ -78,9 +67,13 @@ class EndpointService:
         self.models = models
         self.metrics = metrics
         self.capture = CaptureWriter(store, capture_policy or CapturePolicy())
+        self.configs = EndpointConfigStore(meta)
+        self.scores = ScoreSamples()
+        self.worker_caches = WorkerCacheStates()  # multi-model caches of worker processes
         self._runtimes: dict[str, EndpointRuntime] = {}
         self._sidecars: dict[str, EndpointSidecars] = {}
         self._lock = threading.RLock()
+        self.deployments = BlueGreenDeployments(self)
 
     # endpoint configs --------------------------------------------------------------
 
@@ -88,29 +81,14 @@ class EndpointService:
         self, config: EndpointConfig, *, actor: str = "system"
     ) -> EndpointConfig:
         """Store a named config (SageMaker's CreateEndpointConfig); names are never reused."""
-        check_name("endpoint config", config.name)
         with self._lock:
-            if self._config_document(config.name) is not None:
-                raise StateError(
-                    f"endpoint config {config.name!r} already exists; configs are immutable, "
-                    "create one with a new name"
-                )
-            self._store_config(config, actor=actor)
-        return config
+            return self.configs.create(config, actor=actor)
 
     def describe_endpoint_config(self, name: str) -> EndpointConfig:
-        document = self._config_document(name)
-        if document is None:
-            raise NotFoundError(f"endpoint config {name!r} does not exist")
-        return document
+        return self.configs.describe(name)
 
     def list_endpoint_configs(self) -> list[EndpointConfig]:
-        with self.meta.reading() as connection:
-            names = connection.execute(
-                sa.select(endpoint_configs.c.name).order_by(endpoint_configs.c.created_at)
-            )
-            found = [n for (n,) in names]
-        return [self.describe_endpoint_config(n) for n in found]
+        return self.configs.list()
 
     # endpoints -----------------------------------------------------------------------
 
@@ -133,27 +111,7 @@ class EndpointService:
             if self._exists(name):
                 raise StateError(f"endpoint {name!r} already exists; update it instead")
             config = self._config_for(name, variants, config_name, actor)
-            now = utcnow()
-            with self.meta.transaction() as connection:
-                connection.execute(
-                    endpoints.insert().values(
-                        name=name,
-                        status=CREATING,
-                        config_name=config.name,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                record_event(
-                    connection,
-                    entity_kind="endpoint",
-                    entity_id=name,
-                    action="create",
-                    to_state=CREATING,
-                    reason=reason,
-                    actor=actor,
-                    details={"config": config.name, "variants": _variant_dicts(config)},
-                )
+            insert_endpoint(self.meta, name, config, actor=actor, reason=reason)
             try:
                 self._activate(name, config)
             except ShipyardError as exc:
@@ -171,13 +129,26 @@ class EndpointService:
         actor: str = "system",
         reason: str = "",
         status_during: str = UPDATING,
+        deployment: DeploymentConfig | None = None,
     ) -> EndpointDescription:
-        """Load the new config beside the old one, then swap; the old one keeps serving."""
+        """Load the new config beside the old one, then swap; the old one keeps serving.
+
+        With a ``deployment``, the swap is a blue/green traffic shift instead: this returns
+        once the new fleet took its first share, and a guardrail drives the rest.
+        """
         with self._lock:
             current = self.describe(name)
             if current.status not in (IN_SERVICE,):
-                raise StateError(f"endpoint {name!r} is {current.status}; it cannot be updated")
+                progress = self.deployments.progress(name)
+                doing = "" if progress is None else f" ({progress.summary})"
+                raise StateError(
+                    f"endpoint {name!r} is {current.status}{doing}; it cannot be updated "
+                    "until that ends (or roll it back)"
+                )
             config = self._config_for(name, variants, config_name, actor)
+            if deployment is not None:
+                self.deployments.start(name, config, deployment, actor=actor, reason=reason)
+                return self.describe(name)
             self._set_status(name, status_during, reason=reason, actor=actor)
             try:
                 self._activate(name, config)
@@ -196,7 +167,7 @@ class EndpointService:
                 reason=reason,
                 actor=actor,
                 config_name=config.name,
-                details={"variants": _variant_dicts(config)},
+                details={"variants": variant_dicts(config)},
             )
             return self.describe(name)
 
@@ -209,54 +180,26 @@ class EndpointService:
             if sidecars is not None:
                 sidecars.close()
             self.capture.flush()
-            with self.meta.transaction() as connection:
-                connection.execute(endpoints.delete().where(endpoints.c.name == name))
-                record_event(
-                    connection,
-                    entity_kind="endpoint",
-                    entity_id=name,
-                    action="delete",
-                    from_state=current.status,
-                    to_state="Deleted",
-                    reason=reason,
-                    actor=actor,
-                    details={"config": current.config_name},
-                )
+            delete_endpoint_row(self.meta, current, actor=actor, reason=reason)
 
     def describe(self, name: str) -> EndpointDescription:
-        with self.meta.reading() as connection:
-            row = connection.execute(
-                sa.select(endpoints, endpoint_configs.c.variants)
-                .join(endpoint_configs, endpoint_configs.c.name == endpoints.c.config_name)
-                .where(endpoints.c.name == name)
-            ).first()
-        if row is None:
-            known = ", ".join(d.name for d in self.list_endpoints()) or "none"
+        found = read_endpoint(self.meta, name)
+        if found is None:
+            known = ", ".join(endpoint_names(self.meta)) or "none"
             raise NotFoundError(f"endpoint {name!r} does not exist; endpoints: {known}")
-        m = row._mapping
-        config = _parse_stored(m["config_name"], m["variants"])
-        return EndpointDescription(
-            name=m["name"],
-            status=m["status"],
-            config_name=m["config_name"],
-            variants=list(config.variants),
-            failure_reason=m["failure_reason"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            config=config,
-        )
+        return found
 
     def list_endpoints(self) -> list[EndpointDescription]:
-        with self.meta.reading() as connection:
-            names = connection.execute(sa.select(endpoints.c.name).order_by(endpoints.c.name))
-            found = [n for (n,) in names]
-        return [self.describe(n) for n in found]
+        return [self.describe(n) for n in endpoint_names(self.meta)]
 
     def load_in_service(self) -> list[str]:
         """Load every endpoint that was serving (at server start); returns the names loaded.
 
         An endpoint left Updating or RollingBack by a crash serves its last committed config
-        (the config name only advances once a change has succeeded) and is InService again.
+        (the config name only advances once a change has succeeded) and is InService again;
+        one in the middle of a blue/green deployment serves its last committed split (both
+        fleets, as stored) and stays as it was, for the guardrail to resume or finish rolling
+        back (see :mod:`shipyard.serve.blue_green`).
         """
         loaded = []
         for description in self.list_endpoints():
@@ -265,7 +208,8 @@ class EndpointService:
                 continue
             assert description.config is not None
             self._activate(description.name, description.config)
-            if description.status != IN_SERVICE:
+            mid_deployment = deployment_state(description.config) is not None
+            if description.status != IN_SERVICE and not mid_deployment:
                 self._set_status(
                     description.name,
                     IN_SERVICE,
@@ -350,6 +294,8 @@ class EndpointService:
         if sidecars is not None:
             # Only sampling and a queue put: the shadow and capture run in the background.
             sidecars.after(rows, payload, scored)
+        if name in self.scores.watched:
+            self.scores.observe(name, scored.variant, scored.scores)
         return scored
 
     async def _invoke_multi(
@@ -387,7 +333,7 @@ class EndpointService:
             name=f"{endpoint}-{time.time_ns()}",
             variants=(VariantSpec(name, ref, 1.0, count),),
         )
-        self._store_config(config, actor=actor)
+        self.configs.store(config, actor=actor)
         self.update_endpoint(
             endpoint,
             config_name=config.name,
@@ -399,13 +345,7 @@ class EndpointService:
     # internals --------------------------------------------------------------------------
 
     def _exists(self, name: str) -> bool:
-        with self.meta.reading() as connection:
-            return (
-                connection.execute(
-                    sa.select(endpoints.c.name).where(endpoints.c.name == name)
-                ).first()
-                is not None
-            )
+        return read_endpoint(self.meta, name) is not None
 
     def _config_for(
         self,
@@ -424,55 +364,16 @@ class EndpointService:
         for variant in variants:
             check_name("variant", variant.name)
         config = EndpointConfig(f"{endpoint}-{time.time_ns()}", tuple(variants))
-        self._store_config(config, actor=actor)
+        self.configs.store(config, actor=actor)
         return config
-
-    def _store_config(self, config: EndpointConfig, *, actor: str) -> None:
-        with self.meta.transaction() as connection:
-            connection.execute(
-                endpoint_configs.insert().values(
-                    name=config.name, variants=config_to_document(config), created_at=utcnow()
-                )
-            )
-            record_event(
-                connection,
-                entity_kind="endpoint_config",
-                entity_id=config.name,
-                action="create",
-                actor=actor,
-                details={"variants": _variant_dicts(config)},
-            )
-
-    def _config_document(self, name: str) -> EndpointConfig | None:
-        with self.meta.reading() as connection:
-            stored = connection.execute(
-                sa.select(endpoint_configs.c.variants).where(endpoint_configs.c.name == name)
-            ).scalar()
-        return None if stored is None else _parse_stored(name, stored)
 
     def _activate(self, name: str, config: EndpointConfig) -> None:
         """Load everything ``config`` needs, then put it in service at once (or raise)."""
-        multi = (
-            None
-            if config.multi_model is None
-            else MultiModelCache(name, config.multi_model, self.store, self.models)
-        )
-        loaded = [] if multi is not None else self._load(list(config.variants))
-        shadow_loaded = None if config.shadow is None else self._load([config.shadow])[0]
-        sidecars = EndpointSidecars(
-            name, self.capture, config.data_capture, multi, variant_name=config.variants[0].name
-        )
-        if loaded:
-            sidecars.columns = tuple(loaded[0].model.input_types)
-        if shadow_loaded is not None:
-            sidecars.shadow = ShadowVariant(
-                name,
-                shadow_loaded.name,
-                shadow_loaded.ref,
-                shadow_loaded.model,
-                sampling_percentage=config.shadow_sampling_percentage,
-                on_scored=sidecars.on_shadow_scored,
-            )
+        current = self._runtimes.get(name)
+        # A model already loaded for this endpoint is reused: blue/green steps only re-weight.
+        reuse = {} if current is None else {v.ref: v.model for v in current.variants}
+        loaded, sidecars = load_config(name, config, self.models, self.store, self.capture, reuse)
+        multi = sidecars.multi
         if multi is None:
             runtime = self._runtimes.get(name)
             if runtime is None:
@@ -488,22 +389,10 @@ class EndpointService:
             self._sidecars[name] = sidecars
         if previous is not None:
             previous.close()
-
-    def _load(self, variants: list[VariantSpec]) -> list[LoadedVariant]:
-        loaded = []
-        for spec in variants:
-            info = self.models.get_version(spec.model)
-            try:
-                model = load_package(self.store, info.artifact_uri, info.sha256)
-            except ShipyardError:
-                raise
-            except Exception as exc:  # a corrupt model file must not leave the endpoint stuck
-                raise StorageError(
-                    f"could not load {spec.model} from {info.artifact_uri}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            loaded.append(LoadedVariant(spec.name, spec.model, spec.weight, model))
-        return loaded
+        if deployment_state(config) is None:
+            self.scores.forget(name)
+        else:
+            self.scores.watch(name)
 
     def _set_status(
         self,
@@ -514,39 +403,20 @@ class EndpointService:
         actor: str,
         config_name: str | None = None,
         details: dict[str, Any] | None = None,
+        action: str = "status",
     ) -> None:
-        with self.meta.transaction() as connection:
-            previous = connection.execute(
-                sa.select(endpoints.c.status).where(endpoints.c.name == name)
-            ).scalar()
-            values: dict[str, Any] = {
-                "status": status,
-                "updated_at": utcnow(),
-                "failure_reason": reason if status == FAILED else None,
-            }
-            if config_name is not None:
-                values["config_name"] = config_name
-            connection.execute(endpoints.update().where(endpoints.c.name == name).values(values))
-            record_event(
-                connection,
-                entity_kind="endpoint",
-                entity_id=name,
-                action="status",
-                from_state=previous,
-                to_state=status,
-                reason=reason,
-                actor=actor,
-                details={**(details or {}), **({"config": config_name} if config_name else {})},
-            )
+        write_status(
+            self.meta, name, status, reason=reason, actor=actor, config_name=config_name,
+            details=details, action=action,
+        )  # fmt: skip
 
 
-def _variant_dicts(config: EndpointConfig) -> list[dict[str, Any]]:
-    shadow = [] if config.shadow is None else [{**config.shadow.to_dict(), "shadow": True}]
-    return [*(v.to_dict() for v in config.variants), *shadow]
-
-
-def _parse_stored(name: str, stored: Any) -> EndpointConfig:
-    """A stored config: a SageMaker-shaped document, or the bare variant list of old rows."""
-    if isinstance(stored, list):
-        return EndpointConfig(name, tuple(VariantSpec.from_dict(v) for v in stored))
-    return config_from_document(stored, name=name)
+__all__ = [
+    "CREATING",
+    "FAILED",
+    "IN_SERVICE",
+    "ROLLING_BACK",
+    "UPDATING",
+    "EndpointDescription",
+    "EndpointService",
+]

@@ -8,6 +8,7 @@ and how the rows get scored can change without touching any protocol.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import random
 import time
@@ -19,11 +20,12 @@ import polars as pl
 
 from shipyard.core.artifacts import predict_positive
 from shipyard.core.errors import InvalidRequestError, ModelFault
+from shipyard.core.features import FeaturePrep, PreparedFeatures
 from shipyard.core.interfaces import MetricsSink
 from shipyard.core.package import PackagedModel
 from shipyard.core.types import Invocation, ModelRef
 from shipyard.serve.batching import BatchPolicy, MicroBatcher, batch_policy
-from shipyard.serve.codecs import DEFAULT_OUTPUT
+from shipyard.serve.codecs import DEFAULT_OUTPUT, RequestRows
 from shipyard.serve.errors import TargetError, UnsupportedMediaType
 
 _log = logging.getLogger(__name__)
@@ -40,11 +42,23 @@ class LoadedVariant:
     weight: float
     model: PackagedModel
 
-    @property
+    @functools.cached_property
     def output_name(self) -> str:
         """The name the package's signature gives its score."""
         output = self.model.manifest.get("signature", {}).get("output")
         return output if isinstance(output, str) and output else DEFAULT_OUTPUT
+
+    @functools.cached_property
+    def input_types(self) -> dict[str, str]:
+        return self.model.input_types
+
+    @functools.cached_property
+    def version(self) -> str:
+        return str(self.ref)
+
+    def scored(self, scores: np.ndarray, features: PreparedFeatures) -> Scored:
+        unseen = sum(features.unseen_counts.values())
+        return Scored(scores, self.name, self.ref, self.output_name, unseen)
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,9 @@ class EndpointRuntime:
         batcher = self._batchers.get(variant)
         if batcher is None:
             batcher = MicroBatcher(
-                functools.partial(self._score_batch, variant), self._batching or batch_policy()
+                functools.partial(self._score_batch, variant),
+                self._batching or batch_policy(),
+                _is_small,
             )
             self._batchers[variant] = batcher
         return await batcher.submit(_Request(rows, started, deadline))
@@ -150,18 +166,31 @@ class EndpointRuntime:
     ) -> list[Scored | BaseException]:
         """Score requests in one model call; records one metrics sample per request.
 
-        ``deadline`` (``time.monotonic()``) is when a caller stops waiting: scores that come
-        later never reach it, so its sample counts them as a 504 model error.
+        ModelLatency covers decoding, feature preparation and scoring of the batch;
+        OverheadLatency whatever else passed since the runtime got the request (the wait
+        for its batch). ``deadline`` (``time.monotonic()``) is when a caller stops waiting:
+        scores that come later never reach it, so its sample counts them as a 504 model error.
         """
+        model_started = time.perf_counter()
         outcomes: list[Scored | BaseException | None] = [None] * len(requests)
+        prepared: dict[int, PreparedFeatures] = {}
         frames: dict[int, pl.DataFrame] = {}
+        signature = variant.input_types
         for index, request in enumerate(requests):
             try:
-                frames[index] = request.rows(variant.model.input_types)
+                fast = _prepare_records(variant.model.prep, request.rows)
+                if fast is not None:
+                    prepared[index] = fast
+                else:
+                    frames[index] = request.rows(signature)
             except (Exception, pl.exceptions.PanicException) as exc:
                 outcomes[index] = _as_request_error(exc)
-        model_started = time.perf_counter()
-        for index, scored in _score_frames(variant, frames).items():
+        for index, features in _prepare_frames(variant.model.prep, frames).items():
+            if isinstance(features, PreparedFeatures):
+                prepared[index] = features
+            else:
+                outcomes[index] = features
+        for index, scored in _score_prepared(variant, dict(sorted(prepared.items()))).items():
             outcomes[index] = scored
         finished = time.perf_counter()
         model_us = (finished - model_started) * 1e6
@@ -184,7 +213,7 @@ class EndpointRuntime:
                     unseen_categories=(
                         outcome.unseen_categories if isinstance(outcome, Scored) else 0
                     ),
-                    model_version=str(variant.ref),
+                    model_version=variant.version,
                 )
             )
             done.append(outcome)
@@ -195,6 +224,16 @@ _SYNTHETIC = {"float": 0.0, "bool": False, "string": ""}
 _SYNTHETIC_TYPES = {"float": pl.Float64, "bool": pl.Boolean, "string": pl.String}
 
 
+def freeze_loaded_heap() -> None:
+    """Exempt everything loaded so far (modules, models, the app) from garbage collection.
+
+    A full collection otherwise walks those ~200k objects: a 40-130 ms stall on whatever
+    requests are in flight. Servers call it once their endpoints are loaded.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def warm_up(model: PackagedModel) -> None:
     """Score one synthetic row, so that the first real request does not pay for lazy set-up
     (the booster's predictor, polars' expression plans).
@@ -203,6 +242,11 @@ def warm_up(model: PackagedModel) -> None:
     to serve. A model that cannot score the row is logged, not refused: real requests then
     answer with its error, which the alarms see.
     """
+    set_param = getattr(model.booster, "set_param", None)
+    if model.framework == "xgboost" and set_param is not None:
+        # One thread per call: a request's few rows gain nothing from more, and OpenMP's
+        # spinning threads would take the CPU from the event loop and the other workers.
+        set_param({"nthread": 1})
     types = model.input_types
     row = pl.DataFrame(
         {name: [_SYNTHETIC.get(kind, 0.0)] for name, kind in types.items()},
@@ -210,58 +254,98 @@ def warm_up(model: PackagedModel) -> None:
     )
     try:
         predict_positive(model.framework, model.booster, model.prep.transform(row).matrix)
+        model.prep.transform_records(row.to_dicts())  # builds the plan of the JSON fast path
     except (Exception, pl.exceptions.PanicException) as exc:
         _log.warning(
             "warm-up of a %s model failed: %s: %s", model.framework, type(exc).__name__, exc
         )
 
 
-@dataclass(frozen=True)
 class _Request:
-    rows: RowsDecoder
-    started: float  # time.perf_counter() when the runtime got it
-    deadline: float | None
+    """One request in a batch (a plain class: built for every request, kept cheap)."""
+
+    __slots__ = ("deadline", "rows", "started")
+
+    def __init__(self, rows: RowsDecoder, started: float, deadline: float | None) -> None:
+        self.rows = rows
+        self.started = started  # time.perf_counter() when the runtime got it
+        self.deadline = deadline
 
 
-def _score_frames(
-    variant: LoadedVariant, frames: dict[int, pl.DataFrame]
-) -> dict[int, Scored | BaseException]:
-    """All frames in one model call; if that call fails, each frame alone, so that only the
+# Bodies up to this size in all may be scored on the event loop (a few dozen events of the
+# fast path: well under a millisecond); see serve.batching.
+INLINE_BODY_BYTES = 64 * 1024
+
+
+def _is_small(requests: list[_Request]) -> bool:
+    total = 0
+    for request in requests:
+        if not isinstance(request.rows, RequestRows):
+            return False
+        total += len(request.rows.body)
+    return total <= INLINE_BODY_BYTES
+
+
+def _prepare_records(prep: FeaturePrep, rows: RowsDecoder) -> PreparedFeatures | None:
+    """A JSON body's events prepared without a polars frame, when they allow it."""
+    if not isinstance(rows, RequestRows):
+        return None
+    records = rows.records()
+    return None if records is None else prep.transform_records(records)
+
+
+def _prepare_frames(
+    prep: FeaturePrep, frames: dict[int, pl.DataFrame]
+) -> dict[int, PreparedFeatures | BaseException]:
+    """All frames prepared in one call; if that fails, each frame alone, so that only the
     requests that cause a failure see it."""
+    results: dict[int, PreparedFeatures | BaseException] = {}
     if len(frames) > 1:
         try:
-            batch = pl.concat(list(frames.values()), how="vertical")
-            scores, unseen = variant.model.score(batch)
-            scores = np.asarray(scores)
+            batch = prep.transform(pl.concat(list(frames.values()), how="vertical"))
         except (Exception, pl.exceptions.PanicException):
             pass
         else:
-            has_unseen = sum(unseen.values()) > 0
-            results: dict[int, Scored | BaseException] = {}
+            has_unseen = sum(batch.unseen_counts.values()) > 0
             offset = 0
             for index, frame in frames.items():
                 # Unseen categories are counted per call; only a batch that has any pays for
                 # counting them per request again.
-                count = (
-                    sum(variant.model.prep.transform(frame).unseen_counts.values())
-                    if has_unseen
-                    else 0
-                )
-                part = scores[offset : offset + len(frame)]
-                results[index] = Scored(part, variant.name, variant.ref, variant.output_name, count)
+                counts = prep.transform(frame).unseen_counts if has_unseen else {}
+                part = batch.matrix[offset : offset + len(frame)]
+                results[index] = PreparedFeatures(part, counts)
                 offset += len(frame)
             return results
-    results = {}
     for index, frame in frames.items():
         try:
-            scores, unseen = variant.model.score(frame)
-            results[index] = Scored(
-                np.asarray(scores),
-                variant.name,
-                variant.ref,
-                variant.output_name,
-                sum(unseen.values()),
-            )
+            results[index] = prep.transform(frame)
+        except (Exception, pl.exceptions.PanicException) as exc:
+            results[index] = _as_model_error(exc)
+    return results
+
+
+def _score_prepared(
+    variant: LoadedVariant, prepared: dict[int, PreparedFeatures]
+) -> dict[int, Scored | BaseException]:
+    """Every request's rows in one model call; if that call fails, each request's alone."""
+    results: dict[int, Scored | BaseException] = {}
+    if len(prepared) > 1:
+        try:
+            matrix = np.concatenate([p.matrix for p in prepared.values()])
+            scores = variant.model.score_prepared(matrix)
+        except (Exception, pl.exceptions.PanicException):
+            pass
+        else:
+            offset = 0
+            for index, features in prepared.items():
+                rows = len(features.matrix)
+                results[index] = variant.scored(scores[offset : offset + rows], features)
+                offset += rows
+            return results
+    for index, features in prepared.items():
+        try:
+            scores = variant.model.score_prepared(features.matrix)
+            results[index] = variant.scored(scores, features)
         except (Exception, pl.exceptions.PanicException) as exc:
             results[index] = _as_model_error(exc)
     return results

@@ -82,7 +82,7 @@ class EndpointSidecars:
         if target.model is None:
             raise TargetError(
                 f"endpoint {self.endpoint!r} is a multi-model endpoint: name the model with "
-                f"X-Amzn-SageMaker-Target-Model, e.g. {self.multi.config.group}/1"
+                f"X-Amzn-SageMaker-Target-Model, e.g. {self.multi.example}"
             )
         ref, model = self.multi.get(target.model)
         started = time.perf_counter()

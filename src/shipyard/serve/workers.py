@@ -13,7 +13,9 @@ The process model (``shipyard server --workers N``, N > 1):
   ``poll_s`` (100 ms): an update or a rollback reaches every worker within about that, plus
   the time to load the new model, which happens beside the old one before an atomic swap.
 - A worker's invocation samples travel in batches over a queue to the supervisor, which
-  records them in the one store: ``/metrics`` and the alarms see totals across workers.
+  records them in the one store: ``/metrics`` and the alarms see totals across workers. Its
+  shadow and capture counters travel the same queue as snapshots, added to the supervisor's,
+  and so do the scores of endpoints mid-deployment, for the guardrail's prediction-drift check.
 """
 
 from __future__ import annotations
@@ -44,22 +46,44 @@ from shipyard.core.types import Invocation
 from shipyard.serve.app import create_routes, http_error_handlers
 from shipyard.serve.auth import api_key_middleware
 from shipyard.serve.endpoints import IN_SERVICE, ROLLING_BACK, UPDATING, EndpointService
+from shipyard.serve.multimodel import CacheState
+from shipyard.serve.score_samples import ScoreBatch
+from shipyard.serve.sidecar_metrics import SidecarCounts
 from shipyard.storage.schema import endpoints
 
 _log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
-_SERVING = (IN_SERVICE, UPDATING, ROLLING_BACK)
+SERVING_STATUSES = (IN_SERVICE, UPDATING, ROLLING_BACK)
 _HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class MetricsForwarder:
     """A worker's :class:`MetricsSink`: samples go to the supervisor in batches every
-    ``flush_s``, so a request never waits on inter-process traffic."""
+    ``flush_s``, so a request never waits on inter-process traffic.
 
-    def __init__(self, channel: Any, flush_s: float = 0.05) -> None:
+    With ``counters`` set it also sends that snapshot of the worker's shadow and capture
+    counters, as ``("sidecars", pid, snapshot)``, whenever it changed since the last one sent;
+    with ``caches`` set, the worker's multi-model cache states, as ``("caches", pid, states)``,
+    likewise when changed; with ``scores`` set, what it returns (a bounded batch of deployment
+    scores, see :meth:`ScoreSamples.take`) as ``("scores", pid, batches)``.
+    """
+
+    def __init__(
+        self,
+        channel: Any,
+        flush_s: float = 0.05,
+        counters: Callable[[], SidecarCounts] | None = None,
+        scores: Callable[[], list[ScoreBatch]] | None = None,
+        caches: Callable[[], dict[str, CacheState]] | None = None,
+    ) -> None:
         self._channel = channel
         self._flush_s = flush_s
+        self.counters = counters
+        self.scores = scores
+        self.caches = caches
+        self._sent_counts: SidecarCounts = {}
+        self._sent_caches: dict[str, CacheState] = {}
         self._pending: list[Invocation] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -82,6 +106,22 @@ class MetricsForwarder:
             batch, self._pending = self._pending, []
         if batch:
             self._channel.put(batch)
+        scored = [] if self.scores is None else self.scores()
+        if scored:
+            self._channel.put(("scores", os.getpid(), scored))
+        caches = {} if self.caches is None else self.caches()
+        if caches != self._sent_caches:
+            self._channel.put(("caches", os.getpid(), caches))
+            self._sent_caches = caches
+        if self.counters is not None:
+            try:
+                counts = self.counters()
+            except Exception:  # an endpoint changing under the snapshot: the next one will do
+                _log.debug("sidecar counters snapshot failed", exc_info=True)
+                return
+            if counts != self._sent_counts:
+                self._channel.put(("sidecars", os.getpid(), counts))
+                self._sent_counts = counts
 
     def _run(self) -> None:
         while not self._stopped.wait(self._flush_s):
@@ -89,12 +129,25 @@ class MetricsForwarder:
 
 
 class MetricsReceiver:
-    """The supervisor's end: records every worker's samples in one sink, and keeps the
-    invocation rate the autoscaler tracks."""
+    """The supervisor's end: records every worker's samples in one sink, hands their sidecar
+    counter snapshots to ``on_counters``, their deployment scores to ``on_scores`` and their
+    multi-model cache states to ``on_caches``, and keeps the invocation rate the autoscaler
+    tracks."""
 
-    def __init__(self, channel: Any, sink: MetricsSink, rate_window_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        channel: Any,
+        sink: MetricsSink,
+        rate_window_s: float = 60.0,
+        on_counters: Callable[[int, SidecarCounts], None] | None = None,
+        on_scores: Callable[[list[ScoreBatch]], None] | None = None,
+        on_caches: Callable[[int, dict[str, CacheState]], None] | None = None,
+    ) -> None:
         self._channel = channel
         self._sink = sink
+        self._on_counters = on_counters
+        self._on_scores = on_scores
+        self._on_caches = on_caches
         self.rate_window_s = rate_window_s
         self._arrivals: deque[tuple[float, int]] = deque()
         self.ready: set[int] = set()  # pids of workers that loaded their models
@@ -118,16 +171,33 @@ class MetricsReceiver:
             count = sum(n for _, n in self._arrivals)
         return count * 60.0 / self.rate_window_s
 
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind, pid = message[0], message[1]
+        if kind == "ready":  # a worker loaded its models
+            self.ready.add(pid)
+        elif kind == "sidecars" and self._on_counters is not None:
+            try:
+                self._on_counters(pid, message[2])
+            except Exception:  # counters must never stop the invocation metrics
+                _log.exception("could not apply worker %d's sidecar counters", pid)
+        elif kind == "scores" and self._on_scores is not None:
+            try:
+                self._on_scores(message[2])
+            except Exception:  # nor must scores
+                _log.exception("could not keep worker %d's deployment scores", pid)
+        elif kind == "caches" and self._on_caches is not None:
+            self._on_caches(pid, message[2])  # a dict assignment: nothing to fail
+
     def _run(self) -> None:
         while not self._stopped.is_set():
             try:
-                batch: list[Invocation] | tuple[str, int] = self._channel.get(timeout=0.2)
+                batch: list[Invocation] | tuple[Any, ...] = self._channel.get(timeout=0.2)
             except queue.Empty:
                 continue
             except (EOFError, OSError, ValueError):  # the queue closed: the server is stopping
                 return
-            if isinstance(batch, tuple):  # ("ready", pid) from a worker that loaded its models
-                self.ready.add(batch[1])
+            if isinstance(batch, tuple):
+                self._on_message(batch)
                 continue
             with self._lock:
                 self._arrivals.append((time.monotonic(), len(batch)))
@@ -151,7 +221,7 @@ class ConfigFollower:
             rows = connection.execute(
                 sa.select(endpoints.c.name, endpoints.c.status, endpoints.c.config_name)
             ).all()
-        wanted = {name: config for name, status, config in rows if status in _SERVING}
+        wanted = {name: config for name, status, config in rows if status in SERVING_STATUSES}
         for name in set(self._applied) - set(wanted):
             self.service.stop_serving(name)
             del self._applied[name]

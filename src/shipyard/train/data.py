@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import fsspec
 import numpy as np
@@ -18,13 +18,13 @@ import polars as pl
 from shipyard.core.errors import DataError, IntegrityError, InvalidRequestError, NotFoundError
 from shipyard.core.features import FeaturePrep
 from shipyard.storage import content_hash, get_dataset, sha256_hex
-from shipyard.train.frameworks.base import TrainingData
+from shipyard.train.frameworks.base import Trainer, TrainingData
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
     from shipyard.storage import MetadataStore, ObjectStore
 
-_DATASET_ID = re.compile(r"ds-[0-9a-f]{16}")
+DATASET_ID = re.compile(r"ds-[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,29 @@ class PreparedData:
     @property
     def holdout_rows(self) -> int:
         return len(self.holdout_y)
+
+    def score_holdout(self, trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores) of the holdout rows."""
+        return self.holdout_y, trainer.predict(self.holdout_x)
+
+
+class Prepared(Protocol):
+    """What a job trains and evaluates on: :class:`PreparedData`, or its Spark twin
+    (:class:`shipyard.train.spark_data.SparkPrepared`) whose rows stay on the executors."""
+
+    @property
+    def prep(self) -> FeaturePrep: ...
+
+    @property
+    def train(self) -> TrainingData: ...
+
+    @property
+    def train_rows(self) -> int: ...
+
+    @property
+    def holdout_rows(self) -> int: ...
+
+    def score_holdout(self, trainer: Trainer) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def load_input(meta: MetadataStore, store: ObjectStore, spec: TrainSpec) -> TrainingInput:
@@ -158,7 +181,7 @@ def prepare(frame: pl.DataFrame, spec: TrainSpec) -> PreparedData:
 def _read(
     meta: MetadataStore, store: ObjectStore, ref: str, field: str
 ) -> tuple[pl.DataFrame, InputSource]:
-    if _DATASET_ID.fullmatch(ref):
+    if DATASET_ID.fullmatch(ref):
         return _read_dataset(meta, store, ref, field)
     try:
         fs, root = fsspec.url_to_fs(ref)
@@ -176,7 +199,7 @@ def _read(
         names = sorted(
             str(p).removeprefix(base) for p in fs.find(root) if str(p).endswith(".parquet")
         )
-        names = [n for n in names if not _is_hidden(n)]
+        names = [n for n in names if not is_hidden(n)]
         if not names:
             raise DataError(f"field {field!r}: no Parquet files under {ref!r}")
         parts = [(name, fs.cat_file(base + name)) for name in names]
@@ -193,7 +216,7 @@ def _read_dataset(
     info = get_dataset(meta, dataset_id)
     key = store.key_of(info.uri)
     keys = [key] if key.endswith(".parquet") else store.list_keys(key, ".parquet")
-    keys = [k for k in keys if not _is_hidden(k.removeprefix(key))]
+    keys = [k for k in keys if not is_hidden(k.removeprefix(key))]
     if not keys:
         raise DataError(f"field {field!r}: dataset {dataset_id} has no Parquet files at {info.uri}")
     parts = [(k, store.get_bytes(k)) for k in keys]
@@ -236,6 +259,6 @@ def _join_labels(events: pl.DataFrame, labels: pl.DataFrame, spec: TrainSpec) ->
     return joined
 
 
-def _is_hidden(relative: str) -> bool:
+def is_hidden(relative: str) -> bool:
     """Parts starting with '_' or '.' are not data (rejected records, writes in progress)."""
     return any(part.startswith(("_", ".")) for part in relative.strip("/").split("/"))

@@ -1,4 +1,4 @@
-"""Holdout metrics for a binary scorer."""
+"""Holdout metrics for a binary scorer (the metric functions themselves are in core)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from shipyard.core.errors import DataError
+from shipyard.core.metrics import brier_score, precision_at_k, ranking_metrics, recall_at_fpr
 
-
-def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
-    """The highest recall reachable while the false-positive rate stays at or below ``max_fpr``."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    allowed = fpr <= max_fpr
-    return float(tpr[allowed].max()) if allowed.any() else 0.0
-
-
-def precision_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
-    """Share of positives among the ``k`` highest scores (ties broken by row order)."""
-    k = min(k, len(scores))
-    top = np.argsort(-scores, kind="stable")[:k]
-    return float(np.asarray(labels)[top].sum() / k) if k else 0.0
+__all__ = ["binary_metrics", "precision_at_k", "precision_at_k_name", "recall_at_fpr"]
 
 
 def precision_at_k_name(k: float) -> str:
@@ -39,9 +26,6 @@ def binary_metrics(
 
     An integer k counts rows; a fraction is that share of the holdout (at least one row).
     """
-    # Imported here: scikit-learn takes seconds to import, and most commands never score.
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
     positives = int(labels.sum())
     if positives == 0 or positives == len(labels):
         raise DataError(
@@ -49,10 +33,8 @@ def binary_metrics(
             "metrics need both classes — use more data or a larger holdout"
         )
     metrics = {
-        "auc_pr": float(average_precision_score(labels, scores)),
-        "auc_roc": float(roc_auc_score(labels, scores)),
-        "recall_at_1pct_fpr": recall_at_fpr(labels, scores, 0.01),
-        "brier": float(brier_score_loss(labels, scores)),
+        **ranking_metrics(labels, scores),
+        "brier": brier_score(labels, scores),
         "base_rate": positives / len(labels),
         "holdout_rows": float(len(labels)),
     }

@@ -23,7 +23,7 @@ from shipyard.core.errors import DataError, ShipyardError, StateError
 from shipyard.core.package import PackageContents
 from shipyard.train import jobs
 from shipyard.train.checkpoints import CheckpointStore
-from shipyard.train.data import InputSource, PreparedData, load_input, prepare
+from shipyard.train.data import InputSource, Prepared, load_input, prepare
 from shipyard.train.frameworks import Trainer, make_trainer
 from shipyard.train.jobs import (
     COMPLETED,
@@ -96,13 +96,12 @@ def start_job(
     spec = check_spec(spec.with_threads(), for_job=True)
     trainer = make_trainer(spec)
     trainer.check()
-    data = load_input(meta, store, spec)
-    prepared = prepare(data.frame, spec)
-    job = create_job(meta, spec, list(data.sources), actor=actor)
+    prepared, sources = _load(meta, store, spec)
+    job = create_job(meta, spec, list(sources), actor=actor)
     if on_created is not None:
         on_created(job)
     token = claim_job(meta, job.id, actor=actor).token
-    run = _Run(meta, store, job, trainer, prepared, data.sources, token, actor)
+    run = _Run(meta, store, job, trainer, prepared, sources, token, actor)
     return run.execute(None, publish, progress, stop or StopSignal())
 
 
@@ -121,14 +120,30 @@ def resume_job(
     check_resumable(job)
     trainer = make_trainer(job.spec)
     trainer.check()
-    data = load_input(meta, store, job.spec)
-    _check_same_inputs(job, data.sources)
-    prepared = prepare(data.frame, job.spec)
+    prepared, sources = _load(meta, store, job.spec, lambda found: _check_same_inputs(job, found))
     checkpoints = CheckpointStore(store, job.id, job.spec.framework)
     state = None if job.checkpoint is None else checkpoints.load(job.checkpoint)
     token = claim_job(meta, job_id, actor=actor).token
-    run = _Run(meta, store, get_job(meta, job_id), trainer, prepared, data.sources, token, actor)
+    run = _Run(meta, store, get_job(meta, job_id), trainer, prepared, sources, token, actor)
     return run.execute(state, publish, progress, stop or StopSignal())
+
+
+def _load(
+    meta: MetadataStore,
+    store: ObjectStore,
+    spec: TrainSpec,
+    check: Callable[[tuple[InputSource, ...]], None] | None = None,
+) -> tuple[Prepared, tuple[InputSource, ...]]:
+    """The job's input, checked by ``check`` before it is prepared (on Spark for its engine)."""
+    if spec.engine == "spark":
+        # Imported here: only a Spark job needs pyspark (and its JVM start-up).
+        from shipyard.train.spark import load_on_spark
+
+        return load_on_spark(meta, store, spec, check)
+    data = load_input(meta, store, spec)
+    if check is not None:
+        check(data.sources)
+    return prepare(data.frame, spec), data.sources
 
 
 def _check_same_inputs(job: TrainingJob, sources: tuple[InputSource, ...]) -> None:
@@ -152,7 +167,7 @@ class _Run:
         store: ObjectStore,
         job: TrainingJob,
         trainer: Trainer,
-        prepared: PreparedData,
+        prepared: Prepared,
         sources: tuple[InputSource, ...],
         token: str,
         actor: str,

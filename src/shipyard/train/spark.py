@@ -1,35 +1,52 @@
-"""XGBoost trained across Spark tasks: the ``engine: spark`` of a job spec.
+"""XGBoost on Spark, the ``engine: spark`` of a job spec: ``xgboost.spark.SparkXGBClassifier``.
 
-Why not ``xgboost.spark.SparkXGBClassifier``: in xgboost 3.2 it imports pandas (its data path
-is ``mapInPandas``), and pandas is not a Shipyard dependency, so ``import xgboost.spark``
-fails here with ``ModuleNotFoundError: No module named 'pandas'``. This trainer does what that
-estimator does underneath: one Spark *barrier* stage whose tasks each hold a share of the
-training rows and train one model together through XGBoost's collective (a Rabit tracker on
-the driver, allreduce between tasks); task 0 hands back the booster, as UBJ. The package is
-then built exactly as a local job's, so serving loads it like any other.
+The rows never pass through the driver: Spark reads the job's Parquet files
+(:mod:`shipyard.train.spark_input`), checks the label, splits by time and computes the
+package's feature preparation as column expressions (:mod:`shipyard.train.spark_data`);
+``SparkXGBClassifier`` trains on ``workers`` barrier tasks (Spark's parallelism by default)
+that read their share of the rows; the driver gets the booster
+back (``get_booster()``) and stores it as UBJ in the same model package a local job writes, so
+serving loads it like any other. The holdout is scored on the executors and only its labels
+and scores are collected for the metrics.
 
-Each ``train`` call (a checkpoint segment of the job) is one stage that continues from the
-previous segment's booster, seeded by (seed, first round of the segment). Segments split at
-the same rounds whether or not the job was interrupted, so a resumed job trains the same
-segments from the same boosters. The rows still pass through the driver (the job's reading,
-time split and feature prep are the local ones), so the training work is spread, but the
-input must fit in the driver's memory.
+Checkpoints hold at segment boundaries only. ``SparkXGBClassifier`` runs a whole ``fit`` as one
+Spark stage and has no per-round callback on the driver, so a job trains segment by segment
+(``checkpoint_interval`` rounds each), each a ``fit`` that continues from the previous segment's
+booster (``xgb_model``), seeded by (seed, first round of the segment). Segments split at the
+same rounds whether or not the job was interrupted, so a resumed job trains the same segments
+from the same boosters; a stop request ends the job at the next segment boundary, not within a
+segment (``resumes_at_any_round`` is False). Row and column sampling (``subsample``,
+``colsample_bytree``) are XGBoost's own on Spark, drawn inside each segment.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 
 from shipyard.core.artifacts import predict_positive
 from shipyard.core.errors import ConfigError
+from shipyard.train.data import InputSource
 from shipyard.train.frameworks._xgboost import XGBoostTrainer
 from shipyard.train.frameworks.base import OnRound, TrainingData, derive_seed
+from shipyard.train.spark_data import (
+    LABEL,
+    SparkPrepared,
+    SparkTrainingData,
+    pandas_3_tolerated,
+    prepare_on_spark,
+)
+from shipyard.train.spark_input import from_polars, read_input
+from shipyard.train.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from shipyard.storage import MetadataStore, ObjectStore
 
 _SPARK_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
@@ -38,57 +55,103 @@ _SPARK_SETTINGS = {
     "spark.log.level": "ERROR",
     # In local mode the driver is also the executor: the memory its tasks share.
     "spark.driver.memory": os.environ.get("SHIPYARD_SPARK_DRIVER_MEMORY", "2g"),
+    # Spark's default of 200 shuffle partitions is for clusters; on one machine every sort
+    # and join would run 200 tiny tasks.
+    "spark.sql.shuffle.partitions": str(2 * (os.cpu_count() or 1)),
 }
+# Set by the estimator itself (threads from Spark's task slots; the objective is binary:logistic,
+# which check() requires) and refused when given.
+_SPARK_OWNED = ("nthread", "n_jobs", "objective")
 
 
 class SparkXGBoostTrainer(XGBoostTrainer):
-    """XGBoost over ``workers`` Spark tasks; a segment cannot stop half way."""
+    """``SparkXGBClassifier`` over ``workers`` Spark tasks; a segment cannot stop half way."""
 
     resumes_at_any_round = False
 
     def start(self, data: TrainingData, checkpoint: bytes | None) -> None:
         import xgboost as xgb
 
+        if not isinstance(data, SparkTrainingData):
+            raise TypeError("the Spark trainer trains on Spark rows (prepare_on_spark)")
         self._data = data
-        self._model = checkpoint
+        self._booster: Any = None
         if checkpoint is not None:
             self._booster = xgb.Booster(model_file=bytearray(checkpoint))
         self.rounds_done = 0 if checkpoint is None else self._booster.num_boosted_rounds()
 
     def train(self, rounds: int, on_round: OnRound) -> None:
-        import xgboost as xgb
-
         if rounds <= 0:
             return
-        spark = spark_session()
-        slots = spark.sparkContext.defaultParallelism
-        workers = self.spec.workers or slots
-        if workers > slots:
-            # A barrier stage needs all its tasks at once; Spark would retry for minutes.
-            raise ConfigError(
-                f"field 'workers': {workers} tasks, but Spark runs {slots} at once; "
-                f"set workers to at most {slots}"
-            )
-        if workers > len(self._data.y):
-            raise ConfigError(f"field 'workers': {workers} tasks for {len(self._data.y)} rows")
-        params = {
-            **self.params(),
-            "seed": derive_seed(self.spec.seed, self.rounds_done),
-            "nthread": max(1, self.threads // workers),
-        }
-        self._model = _train_on_spark(spark, self._data, params, rounds, self._model, workers)
-        self._booster = xgb.Booster(model_file=bytearray(self._model))
+        workers = check_workers(spark_session(), self.spec)
+        if workers > self._data.rows:
+            raise ConfigError(f"field 'workers': {workers} tasks for {self._data.rows} rows")
+        estimator = self._estimator(rounds, workers)
+        with pandas_3_tolerated():
+            model = estimator.fit(self._data.frame)
+        self._booster = model.get_booster()
         self._booster.set_param({"nthread": self.threads})
         self.rounds_done = self._booster.num_boosted_rounds()
         on_round(self.rounds_done)
 
+    def _estimator(self, rounds: int, workers: int) -> Any:
+        from xgboost.spark import SparkXGBClassifier
+
+        params = {k: v for k, v in self.params().items() if k not in _SPARK_OWNED}
+        return SparkXGBClassifier(
+            features_col=list(self._data.feature_names),
+            label_col=LABEL,
+            num_workers=workers,
+            n_estimators=rounds,
+            random_state=derive_seed(self.spec.seed, self.rounds_done),
+            missing=np.nan,
+            verbose=False,  # else every task prints each round's training loss
+            xgb_model=self._booster,
+            **params,
+        )
+
     def checkpoint(self) -> bytes:
-        if self._model is None:
+        if self._booster is None:
             raise ConfigError("the Spark trainer has no model yet; train at least one round")
-        return self._model
+        return bytes(self._booster.save_raw(raw_format="ubj"))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return predict_positive("xgboost", self._booster, x)
+
+
+def check_workers(spark: Any, spec: TrainSpec) -> int:
+    """The tasks that train together: ``spec.workers``, or Spark's parallelism when 0."""
+    slots = int(spark.sparkContext.defaultParallelism)
+    workers = spec.workers or slots
+    if workers > slots:
+        # A barrier stage needs all its tasks at once; Spark would retry for minutes.
+        raise ConfigError(
+            f"field 'workers': {workers} tasks, but Spark runs {slots} at once; "
+            f"set workers to at most {slots}"
+        )
+    return workers
+
+
+def load_on_spark(
+    meta: MetadataStore,
+    store: ObjectStore,
+    spec: TrainSpec,
+    check: Callable[[tuple[InputSource, ...]], None] | None = None,
+) -> tuple[SparkPrepared, tuple[InputSource, ...]]:
+    """A job's input read and prepared by Spark; ``check`` sees the sources first."""
+    spark = spark_session()
+    check_workers(spark, spec)  # before any reading: a job that cannot run leaves no trace
+    frame, sources = read_input(spark, meta, store, spec)
+    if check is not None:
+        check(sources)
+    return prepare_on_spark(frame, spec), sources
+
+
+def prepare_frame_on_spark(frame: pl.DataFrame, spec: TrainSpec) -> SparkPrepared:
+    """An in-memory frame handed to Spark and prepared there (``fit`` with engine spark)."""
+    spark = spark_session()
+    check_workers(spark, spec)
+    return prepare_on_spark(from_polars(spark, frame), spec)
 
 
 def spark_session(master: str = "local[*]") -> Any:
@@ -104,58 +167,7 @@ def spark_session(master: str = "local[*]") -> Any:
     builder = SparkSession.builder.master(master).appName("shipyard-train")
     for key, value in _SPARK_SETTINGS.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
-def _train_on_spark(
-    spark: Any,
-    data: TrainingData,
-    params: dict[str, Any],
-    rounds: int,
-    model: bytes | None,
-    workers: int,
-) -> bytes:
-    """``rounds`` more boosting rounds, one barrier task per share of the rows; UBJ bytes."""
-    from xgboost.tracker import RabitTracker
-
-    host = spark.conf.get("spark.driver.host", "127.0.0.1")
-    tracker = RabitTracker(n_workers=workers, host_ip=host, sortby="task")
-    tracker.start()
-    waiter = threading.Thread(target=tracker.wait_for, daemon=True)
-    waiter.start()
-    collective = {"n_workers": workers, **tracker.worker_args()}
-    # Rows are dealt round-robin, so every task sees the whole time range and both classes.
-    shares = [(data.x[i::workers], data.y[i::workers], data.feature_names) for i in range(workers)]
-    rdd = spark.sparkContext.parallelize(shares, numSlices=workers)
-    task = _boost_task(params, rounds, model, collective)
-    results = rdd.barrier().mapPartitions(task).collect()
-    waiter.join(timeout=30)
-    if len(results) != 1:
-        raise RuntimeError(f"expected the model from task 0, got {len(results)} results")
-    return bytes(results[0])
-
-
-def _boost_task(
-    params: dict[str, Any], rounds: int, model: bytes | None, collective: dict[str, Any]
-) -> Any:
-    """The function each barrier task runs (shipped to executors by Spark's cloudpickle)."""
-
-    def run(partition: Iterator[tuple[np.ndarray, np.ndarray, list[str]]]) -> Iterator[bytes]:
-        import xgboost as xgb
-        from pyspark import BarrierTaskContext
-
-        context = BarrierTaskContext.get()
-        shares = list(partition)
-        x, y, names = shares[0]
-        rank = context.partitionId()
-        with xgb.collective.CommunicatorContext(**collective, dmlc_task_id=str(rank)):
-            # Built inside the collective: the histogram cuts are agreed across all tasks.
-            dtrain = xgb.QuantileDMatrix(
-                x, label=y, feature_names=names, max_bin=int(params.get("max_bin", 256))
-            )
-            start = None if model is None else bytearray(model)
-            booster = xgb.train(params, dtrain, rounds, xgb_model=start)
-        if rank == 0:
-            yield bytes(booster.save_raw(raw_format="ubj"))
-
-    return run
+    session = builder.getOrCreate()
+    # xgboost.spark logs every fit's parameters at INFO on the driver.
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
+    return session

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from shipyard.core.package import PackageContents
-from shipyard.train.data import PreparedData, prepare
+from shipyard.train.data import Prepared, prepare, time_split
 from shipyard.train.frameworks import Trainer, make_trainer
 from shipyard.train.metrics import binary_metrics
 from shipyard.train.spec import TrainSpec, check_spec, spec_to_dict
@@ -39,7 +39,7 @@ def fit(frame: pl.DataFrame, spec: TrainSpec, progress: Progress | None = None) 
     spec = check_spec(spec.with_threads())
     trainer = make_trainer(spec)
     trainer.check()
-    prepared = prepare(frame, spec)
+    prepared, holdout_events = _prepare(frame, spec)
     trainer.start(prepared.train, None)
 
     def on_round(done: int) -> bool:
@@ -54,9 +54,21 @@ def fit(frame: pl.DataFrame, spec: TrainSpec, progress: Progress | None = None) 
         metrics=metrics,
         train_rows=prepared.train_rows,
         holdout_rows=prepared.holdout_rows,
-        holdout_events=prepared.holdout_events,
+        holdout_events=holdout_events,
         holdout_scores=scores,
     )
+
+
+def _prepare(frame: pl.DataFrame, spec: TrainSpec) -> tuple[Prepared, pl.DataFrame]:
+    """The prepared splits (on Spark for its engine) and the holdout's raw events."""
+    if spec.engine == "spark":
+        from shipyard.train.spark import prepare_frame_on_spark
+
+        # The frame is in memory already, so the local split gives the holdout's events;
+        # Spark splits the same way (tests/train/test_spark_training.py).
+        return prepare_frame_on_spark(frame, spec), time_split(frame, spec)[1]
+    prepared = prepare(frame, spec)
+    return prepared, prepared.holdout_events
 
 
 def train_xgboost(
@@ -67,17 +79,17 @@ def train_xgboost(
 
 
 def evaluate(
-    trainer: Trainer, prepared: PreparedData, spec: TrainSpec
+    trainer: Trainer, prepared: Prepared, spec: TrainSpec
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Holdout scores and their metrics."""
-    scores = trainer.predict(prepared.holdout_x)
-    return scores, binary_metrics(prepared.holdout_y, scores, spec.precision_at_k)
+    labels, scores = prepared.score_holdout(trainer)
+    return scores, binary_metrics(labels, scores, spec.precision_at_k)
 
 
 def package_contents(
     spec: TrainSpec,
     trainer: Trainer,
-    prepared: PreparedData,
+    prepared: Prepared,
     metrics: dict[str, float],
     *,
     job_id: str | None = None,

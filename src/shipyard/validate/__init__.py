@@ -16,6 +16,7 @@ from shipyard.validate.contract import (
     load_contract,
     packaged_contract,
 )
+from shipyard.validate.landing import landing_schema
 from shipyard.validate.outcome import DatasetCheck, ValidationOutcome, ValidationResult
 from shipyard.validate.polars_engine import validate_frame
 from shipyard.validate.polars_stream import WrittenSplit, validate_to_parquet
@@ -35,6 +36,7 @@ __all__ = [
     "constraint_violations",
     "contract_from_baseline",
     "infer_baseline",
+    "landing_schema",
     "load_contract",
     "packaged_contract",
     "render_html",

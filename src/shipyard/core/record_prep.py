@@ -1,0 +1,192 @@
+"""Feature preparation of a few events given as JSON objects, without a polars frame.
+
+Building a frame costs about a millisecond whatever its size, many times what scoring a
+request's few events costs, so serving prepares JSON event objects here: same matrix, same
+unseen counts as :meth:`FeaturePrep.transform` on the frame the codecs would build from them
+(tests/serve/test_records_prep.py proves it bit for bit). Anything unusual (a value of another
+type, an integer beyond int64, a field no event sends) is declined, and the frame path refuses
+it with its message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+Columns = Mapping[str, np.ndarray]
+Prepared = tuple[np.ndarray, dict[str, int]]  # float32 matrix, unseen values per column
+
+
+def _ln(values: np.ndarray) -> np.ndarray:
+    # math.log, not np.log: polars' log is libm's, and numpy's SIMD log differs in the last bit.
+    try:
+        return np.array(list(map(math.log, values.tolist())), dtype=np.float64)
+    except ValueError:  # log of 0 or less, which polars answers with -inf or NaN
+        logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan) for v in values]
+        return np.array(logs, dtype=np.float64)
+
+
+# The twins of features.DERIVED_FEATURES over float64 columns (null as NaN); a derived feature
+# without a twin sends every request down the frame path.
+DERIVED_ARRAYS: dict[str, Callable[[Columns], np.ndarray]] = {
+    "log_amount": lambda c: _ln(np.maximum(c["amount"], 0.0) + 1.0),
+    "amount_to_avg_ratio": lambda c: c["amount"] / (c["avg_amount_30d"] + 1.0),
+    "txn_velocity_ratio": lambda c: (c["txn_count_1h"] + 1.0) / (c["txn_count_24h"] + 1.0),
+}
+_INT64 = (-(2**63), 2**63 - 1)
+_NONE = type(None)
+_PLAIN = {"float": frozenset({float, int}), "bool": frozenset({bool}), "string": frozenset({str})}
+_NULLABLE = {kind: types | {_NONE} for kind, types in _PLAIN.items()}
+_ABSENT = object()
+
+
+class RecordPrep:
+    """A fitted prep's plan for event objects: which fields to read, of which kind, and the
+    code of each category."""
+
+    def __init__(
+        self,
+        inputs: Mapping[str, str],
+        feature_names: Sequence[str],
+        categories: Mapping[str, Sequence[str]],
+        derived: Sequence[str],
+    ) -> None:
+        self.names = list(inputs)
+        self.kinds = dict(inputs)
+        self.feature_names = list(feature_names)
+        self.derived = {name: DERIVED_ARRAYS[name] for name in derived}
+        self.codes = {
+            column: {value: float(code) for code, value in enumerate(values)}
+            for column, values in categories.items()
+        }
+        by_kind = {kind: [n for n in self.names if self.kinds[n] == kind] for kind in _PLAIN}
+        self.by_kind = by_kind
+        # itemgetter of one name returns the value, not a 1-tuple: wrap it so rows are tuples.
+        self.getters = {
+            kind: itemgetter(*names) if len(names) > 1 else _one(names)
+            for kind, names in by_kind.items()
+        }
+        # Where each kind's block of columns lands in the matrix: one copy per kind.
+        position = {name: index for index, name in enumerate(self.feature_names)}
+        self.places = {
+            kind: (
+                np.array([i for i, n in enumerate(names) if n in position], dtype=np.intp),
+                np.array([position[n] for n in names if n in position], dtype=np.intp),
+            )
+            for kind, names in by_kind.items()
+        }
+        self.derived_places = [(position[name], twin) for name, twin in self.derived.items()]
+
+    @staticmethod
+    def supports(derived: Sequence[str]) -> bool:
+        return all(name in DERIVED_ARRAYS for name in derived)
+
+    def prepare(self, records: Sequence[Mapping[str, Any]]) -> Prepared | None:
+        if not records:
+            return None
+        try:
+            return self._dense(records)
+        except (KeyError, _Sparse):
+            return self._general(records)
+
+    def _dense(self, records: Sequence[Mapping[str, Any]]) -> Prepared | None:
+        """Every event sends every field: a few C-level passes over all values."""
+        blocks: dict[str, np.ndarray] = {}
+        unseen: dict[str, int] = {}
+        for kind, names in self.by_kind.items():
+            if not names:
+                continue
+            rows = list(map(self.getters[kind], records))
+            flat = list(chain.from_iterable(rows))
+            found = set(map(type, flat))
+            if not found <= _NULLABLE[kind]:
+                raise _Sparse  # other types: the general path declines them
+            if kind == "string":
+                codes = []
+                for name, values in zip(names, zip(*rows, strict=True), strict=True):
+                    column, unseen[name] = self._codes(name, values)
+                    codes.append(column)
+                blocks[kind] = np.column_stack(codes)
+                continue
+            matrix = np.array(rows, dtype=np.float64)  # None becomes NaN
+            # Beyond int64 (the general path declines it) or not finite: let it decide.
+            if int in found and np.fmax.reduce(np.abs(matrix), axis=None) >= 2.0**63:
+                raise _Sparse
+            nulls = flat.count(None) if _NONE in found else 0
+            if kind == "float" and np.count_nonzero(~np.isfinite(matrix)) != nulls:
+                raise _Sparse
+            blocks[kind] = matrix
+        return self._matrix(blocks, len(records)), unseen
+
+    def _general(self, records: Sequence[Mapping[str, Any]]) -> Prepared | None:
+        """Nulls, fields some events leave out; None for anything the frame path refuses."""
+        columns: dict[str, np.ndarray] = {}
+        unseen: dict[str, int] = {}
+        for name in self.names:
+            kind = self.kinds[name]
+            values = [r.get(name, _ABSENT) for r in records]
+            found = set(map(type, values))
+            if object in found:
+                if found == {object}:
+                    return None  # no event sends it: the frame path names the missing field
+                values = [None if v is _ABSENT else v for v in values]
+                found = (found - {object}) | {_NONE}
+            if not found <= _NULLABLE[kind]:
+                return None
+            if kind == "string":
+                columns[name], unseen[name] = self._codes(name, values)
+                continue
+            if int in found:
+                whole = [v for v in values if type(v) is int]
+                if min(whole) < _INT64[0] or max(whole) > _INT64[1]:
+                    return None
+            nulls = values.count(None) if _NONE in found else 0
+            if nulls:
+                values = [math.nan if v is None else v for v in values]
+            column = np.array(values, dtype=np.float64)
+            if kind == "float" and np.count_nonzero(~np.isfinite(column)) != nulls:
+                return None
+            columns[name] = column
+        blocks = {
+            kind: np.column_stack([columns[n] for n in names])
+            for kind, names in self.by_kind.items()
+            if names
+        }
+        return self._matrix(blocks, len(records)), unseen
+
+    def _codes(self, name: str, values: list[Any] | tuple[Any, ...]) -> tuple[np.ndarray, int]:
+        found = map(self.codes[name].get, values, repeat(math.nan))
+        codes = np.fromiter(found, dtype=np.float64, count=len(values))
+        return codes, int(np.count_nonzero(np.isnan(codes))) - values.count(None)
+
+    def _matrix(self, blocks: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        """The float32 matrix from each kind's (rows, fields) block of float64 columns."""
+        matrix = np.empty((rows, len(self.feature_names)), dtype=np.float32)
+        # Overflow to inf (a value beyond float32) and x/0 are expected, as in transform().
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            for kind, block in blocks.items():
+                source, target = self.places[kind]
+                matrix[:, target] = block[:, source]
+            if self.derived_places:
+                floats = blocks["float"]
+                columns = {name: floats[:, i] for i, name in enumerate(self.by_kind["float"])}
+                for position, twin in self.derived_places:
+                    matrix[:, position] = twin(columns)
+        matrix[~np.isfinite(matrix)] = np.nan
+        return matrix
+
+
+class _Sparse(Exception):
+    """The events need the general path."""
+
+
+def _one(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if not names:
+        return lambda record: ()
+    name = names[0]
+    return lambda record: (record[name],)
