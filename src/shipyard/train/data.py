@@ -183,6 +183,19 @@ def _read(
 ) -> tuple[pl.DataFrame, InputSource]:
     if DATASET_ID.fullmatch(ref):
         return _read_dataset(meta, store, ref, field)
+    fs, paths = parquet_files(ref, field)
+    parts = [(name, fs.cat_file(path)) for name, path in paths]
+    frame = _parse(parts, ref)
+    sha = content_hash([(name, sha256_hex(data)) for name, data in parts])
+    return frame, InputSource(field, ref, ref, sha, len(frame))
+
+
+def parquet_files(ref: str, field: str) -> tuple[Any, list[tuple[str, str]]]:
+    """The filesystem and the (name, path) of each Parquet file at ``ref`` (a file or a folder).
+
+    Hidden files (a writer's staging, ``_SUCCESS``) are left out; names are relative to the
+    folder, so a dataset's content hash does not depend on where it lies.
+    """
     try:
         fs, root = fsspec.url_to_fs(ref)
         is_dir = fs.isdir(root)
@@ -194,20 +207,14 @@ def _read(
             f"field {field!r}: {ref!r} is neither a dataset id in the catalog (ds-…) "
             "nor a Parquet file or folder"
         )
-    if is_dir:
-        base = root.rstrip("/") + "/"
-        names = sorted(
-            str(p).removeprefix(base) for p in fs.find(root) if str(p).endswith(".parquet")
-        )
-        names = [n for n in names if not is_hidden(n)]
-        if not names:
-            raise DataError(f"field {field!r}: no Parquet files under {ref!r}")
-        parts = [(name, fs.cat_file(base + name)) for name in names]
-    else:
-        parts = [(root.rsplit("/", 1)[-1], fs.cat_file(root))]
-    frame = _parse(parts, ref)
-    sha = content_hash([(name, sha256_hex(data)) for name, data in parts])
-    return frame, InputSource(field, ref, ref, sha, len(frame))
+    if not is_dir:
+        return fs, [(root.rsplit("/", 1)[-1], root)]
+    base = root.rstrip("/") + "/"
+    names = sorted(str(p).removeprefix(base) for p in fs.find(root) if str(p).endswith(".parquet"))
+    names = [n for n in names if not is_hidden(n)]
+    if not names:
+        raise DataError(f"field {field!r}: no Parquet files under {ref!r}")
+    return fs, [(name, base + name) for name in names]
 
 
 def _read_dataset(

@@ -15,11 +15,9 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-
-from shipyard.core.errors import DataError, IntegrityError, NotFoundError
+from shipyard.core.errors import DataError, IntegrityError
 from shipyard.storage import content_hash, get_dataset
-from shipyard.train.data import DATASET_ID, InputSource, is_hidden
+from shipyard.train.data import DATASET_ID, InputSource, is_hidden, parquet_files
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -90,28 +88,7 @@ def _files(
                 f"(content hash {sha[:12]}…, catalog says {info.content_hash[:12]}…)"
             )
         return [store.url(k) for k in keys], InputSource(field, ref, info.uri, sha, 0, ref)
-    try:
-        fs, root = fsspec.url_to_fs(ref)
-        is_dir = fs.isdir(root)
-        exists = is_dir or fs.isfile(root)
-    except (ValueError, ImportError, OSError) as exc:
-        raise NotFoundError(f"field {field!r}: cannot open {ref!r}: {exc}") from None
-    if not exists:
-        raise NotFoundError(
-            f"field {field!r}: {ref!r} is neither a dataset id in the catalog (ds-…) "
-            "nor a Parquet file or folder"
-        )
-    if is_dir:
-        base = root.rstrip("/") + "/"
-        names = sorted(
-            str(p).removeprefix(base) for p in fs.find(root) if str(p).endswith(".parquet")
-        )
-        names = [n for n in names if not is_hidden(n)]
-        if not names:
-            raise DataError(f"field {field!r}: no Parquet files under {ref!r}")
-        paths = [(name, base + name) for name in names]
-    else:
-        paths = [(root.rsplit("/", 1)[-1], root)]
+    fs, paths = parquet_files(ref, field)
     parts = [(name, _sha256_of(fs, path)) for name, path in paths]
     urls = [fs.unstrip_protocol(path) for _, path in paths]
     return urls, InputSource(field, ref, ref, content_hash(parts), 0)
