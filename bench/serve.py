@@ -286,7 +286,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of wrk before each")
     parser.add_argument("--runs", type=int, default=1, help="runs per server and worker count")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--wrk-threads", type=int, default=2)
+    # One wrk thread: on 2 cores a second one takes a core's share from the server it measures
+    # (p99 at 1 worker: 4.7 ms with -t1, 16-18 ms with -t2, measured 2026-11-29).
+    parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--events", type=int, default=200_000, help="training events")
     parser.add_argument("--rounds", type=int, default=200, help="boosting rounds")
     parser.add_argument("--batch-rows", type=int, default=64)

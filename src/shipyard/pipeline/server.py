@@ -41,6 +41,7 @@ def build_app(
     alarm_period_s: int = 1,
     drain: DrainPolicy | None = None,
     workers: Callable[[], int] = lambda: 1,
+    freeze_heap: bool = False,
 ) -> Starlette:
     """The Starlette app; on start-up it loads every InService endpoint and arms its alarms.
 
@@ -74,6 +75,9 @@ def build_app(
         workspace.guardrail.start()
         if worker is not None:
             worker.start()
+        if freeze_heap:
+            # After start-up, not before: the background services import most of the modules.
+            freeze_loaded_heap()
         try:
             yield
         finally:
@@ -141,12 +145,11 @@ def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
     if settings.worker_count > 1 or scaling is not None:
         supervisor = Supervisor(workspace, sock, workers=settings.worker_count, scaling=scaling)
         pool = supervisor.pool
-        app = build_app(workspace, drain=policy, workers=lambda: pool.size)
+        app = build_app(workspace, drain=policy, workers=lambda: pool.size, freeze_heap=True)
         supervisor.start()
     else:
-        app = build_app(workspace, drain=policy)
+        app = build_app(workspace, drain=policy, freeze_heap=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
-    freeze_loaded_heap()  # the modules, mostly: models load in the lifespan, and are few objects
     try:
         uvicorn.Server(config).run(sockets=[sock if supervisor is None else supervisor.management])
     finally:
