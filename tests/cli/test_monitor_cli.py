@@ -97,3 +97,21 @@ def test_schedules_create_list_run_now_and_executions(invoke, tmp_path: Path) ->
     assert listed.exit_code == 0 and "nightly" in listed.stdout and "0/6" in listed.stdout
     assert history.exit_code == 0 and "/reports/monitor/nightly/" in history.stdout
     assert invoke("schedules", "run-now", "nope").exit_code == 2
+
+
+def test_monitor_schedule_run_and_reports_are_the_schedules_commands(
+    invoke, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    reference, current = _frames(tmp_path, shift=1.0)
+
+    created = invoke(
+        "schedule", "six-hourly", "--type", "data-drift", "--schedule", "cron(0 0/6 ? * * *)",
+        "--current", str(current), "--baseline", str(reference),
+    )  # fmt: skip
+    ran = invoke("run", "six-hourly")
+    reports = invoke("reports", "six-hourly")
+
+    assert created.exit_code == 0 and "schedule six-hourly" in created.stdout, created.output
+    assert ran.exit_code == 1 and "CompletedWithViolations six-hourly" in ran.stdout
+    assert reports.exit_code == 0 and "/reports/monitor/six-hourly/" in reports.stdout
+    assert invoke("run", "nope").exit_code == 2

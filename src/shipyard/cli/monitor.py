@@ -270,3 +270,13 @@ def _print_execution(execution: dict[str, Any]) -> None:
 def _absolute(path: str) -> str:
     """A server in another folder must find the file: relative paths are made absolute here."""
     return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+# The short names issue 7 and the README use, beside the `schedules` group's: the same commands.
+monitor_app.command("schedule", help="Create a monitoring schedule (= schedules create).")(
+    create_command
+)
+monitor_app.command("run", help="Run a schedule's job now (= schedules run-now).")(run_now_command)
+monitor_app.command(
+    "reports", help="A schedule's executions and reports (= schedules executions)."
+)(executions_command)
