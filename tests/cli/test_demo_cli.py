@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -14,7 +11,8 @@ import httpx
 import orjson
 import pytest
 
-SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
+from tests.server_process import SHIPYARD, free_port, start_server
+
 EVENT = {
     "event_id": "evt-00000000000000aa", "event_time": "2026-11-29T10:00:00.000Z",
     "card_id": "card-0000042", "amount": 912.5, "currency": "EUR", "merchant_id": "m-00077",
@@ -24,12 +22,6 @@ EVENT = {
     "hour_of_day": 3, "is_weekend": False, "merchant_risk_score": 0.9, "prev_chargebacks": 2,
     "account_balance": 15.0,
 }  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -45,24 +37,10 @@ def test_demo_then_server_then_boto3(tmp_path: Path) -> None:
         assert stage in demo.stdout
     assert "rolled back" in demo.stdout and "0 requests lost" in demo.stdout
 
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [SHIPYARD, "server", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
+    port = free_port()
+    server = start_server(env, port, tmp_path / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not answer /ping within 60 s"
-            time.sleep(0.2)
         answer = httpx.post(
             f"{url}/endpoints/fraud-detector/invocations",
             content=orjson.dumps(EVENT),

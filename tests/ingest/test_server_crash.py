@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,32 +18,9 @@ from shipyard.core.config import Settings
 from shipyard.ingest import StreamStore, read_landing
 from shipyard.storage import ObjectStore
 from tests.ingest.conftest import backend_url
+from tests.server_process import free_port, start_server
 
-SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 KILLS = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [SHIPYARD, "server", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the server did not start within 60 s"
-        time.sleep(0.1)
 
 
 class _Sender:
@@ -100,8 +74,8 @@ def test_sigkill_during_bulk_send_loses_and_duplicates_nothing(
     rng = random.Random(7)
     acknowledged: list[int] = []
     next_id = 0
-    port = _free_port()
-    server = _start(env, port, log)
+    port = free_port()
+    server = start_server(env, port, log)
     httpx.post(f"http://127.0.0.1:{port}/api/v1/streams", json={"StreamName": "cards"})
     for _ in range(KILLS):
         sender = _Sender(f"http://127.0.0.1:{port}", next_id)
@@ -112,8 +86,8 @@ def test_sigkill_during_bulk_send_loses_and_duplicates_nothing(
         sender.thread.join(timeout=30)
         acknowledged += sender.acknowledged
         next_id = sender.next_id
-        port = _free_port()
-        server = _start(env, port, log)
+        port = free_port()
+        server = start_server(env, port, log)
     server.send_signal(signal.SIGTERM)  # a clean stop lands what is left
     # uvicorn re-raises SIGTERM after its graceful shutdown, so -SIGTERM is a clean exit too.
     assert server.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,32 +20,7 @@ from shipyard.serve import VariantSpec
 from shipyard.storage import list_events
 from shipyard.train import TrainResult
 from tests.serve.conftest import register
-
-SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [SHIPYARD, "server", "--port", str(port)], env=env, stdout=out, stderr=out,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the server did not start within 60 s"
-        time.sleep(0.1)
+from tests.server_process import free_port, start_server
 
 
 def _kill(server: subprocess.Popen[bytes]) -> None:
@@ -80,11 +53,11 @@ def test_a_server_killed_during_a_canary_resumes_it_consistently(
     workspace.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(home)
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = free_port(), tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"
     body = orjson.dumps(trained.holdout_events.head(3).drop("is_fraud").to_dicts())
 
-    server = _start(env, port, log)
+    server = start_server(env, port, log, own_group=True)
     try:
         config = {
             "EndpointConfigName": "fraud-v2",
@@ -112,7 +85,7 @@ def test_a_server_killed_during_a_canary_resumes_it_consistently(
         status, split = _serving(home)  # what a restarted server will load
         assert status == "Updating" and split == {"fraud@1": 0.75, "fraud@2": 0.25}
 
-        server = _start(env, port, log)
+        server = start_server(env, port, log, own_group=True)
         seen: list[dict[str, float]] = []
         deadline = time.monotonic() + 30
         while True:
