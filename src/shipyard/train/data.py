@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -248,16 +249,25 @@ def _parse(parts: list[tuple[str, bytes]], ref: str) -> pl.DataFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
-def _join_labels(events: pl.DataFrame, labels: pl.DataFrame, spec: TrainSpec) -> pl.DataFrame:
+def check_join_columns(events: Sequence[str], labels: Sequence[str], spec: TrainSpec) -> None:
+    """The columns a label join needs, checked before any data is read (local or Spark)."""
     key = spec.join_on
-    for name, frame, needed in (("dataset", events, [key]), ("labels", labels, [key, spec.label])):
-        absent = [c for c in needed if c not in frame.columns]
+    for name, columns, needed in (
+        ("dataset", events, [key]),
+        ("labels", labels, [key, spec.label]),
+    ):
+        absent = [c for c in needed if c not in columns]
         if absent:
             raise DataError(f"field {name!r}: column(s) {', '.join(absent)} missing")
-    if spec.label in events.columns:
+    if spec.label in events:
         raise DataError(
             f"field 'dataset' already has a {spec.label!r} column; drop 'labels' from the spec"
         )
+
+
+def _join_labels(events: pl.DataFrame, labels: pl.DataFrame, spec: TrainSpec) -> pl.DataFrame:
+    key = spec.join_on
+    check_join_columns(events.columns, labels.columns, spec)
     if labels[key].is_duplicated().any():
         raise DataError(f"field 'labels': {key!r} values repeat; each event needs one label")
     joined = events.join(labels.select(key, spec.label), on=key, how="inner", maintain_order="left")

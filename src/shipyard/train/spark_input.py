@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import DataError, IntegrityError
 from shipyard.storage import content_hash, get_dataset
-from shipyard.train.data import DATASET_ID, InputSource, is_hidden, parquet_files
+from shipyard.train.data import (
+    DATASET_ID,
+    InputSource,
+    check_join_columns,
+    is_hidden,
+    parquet_files,
+)
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -106,14 +112,7 @@ def _join_labels(events: DataFrame, labels: DataFrame, spec: TrainSpec) -> DataF
     from pyspark.sql import functions as F
 
     key = spec.join_on
-    for name, frame, needed in (("dataset", events, [key]), ("labels", labels, [key, spec.label])):
-        absent = [c for c in needed if c not in frame.columns]
-        if absent:
-            raise DataError(f"field {name!r}: column(s) {', '.join(absent)} missing")
-    if spec.label in events.columns:
-        raise DataError(
-            f"field 'dataset' already has a {spec.label!r} column; drop 'labels' from the spec"
-        )
+    check_join_columns(events.columns, labels.columns, spec)
     if labels.groupBy(key).count().where(F.col("count") > 1).limit(1).count():
         raise DataError(f"field 'labels': {key!r} values repeat; each event needs one label")
     joined = events.join(labels.select(key, spec.label), on=key, how="inner")
