@@ -11,9 +11,9 @@ it with its message.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from itertools import chain, repeat
-from operator import itemgetter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import chain, cycle, repeat
+from operator import is_, itemgetter
 from typing import Any
 
 import numpy as np
@@ -71,16 +71,24 @@ class RecordPrep:
             kind: itemgetter(*names) if len(names) > 1 else _one(names)
             for kind, names in by_kind.items()
         }
-        # Where each kind's block of columns lands in the matrix: one copy per kind.
+        # Where each kind's block of columns lands in the matrix: one copy per kind, a slice
+        # when the block is a run of the matrix's columns in the same order (the usual case).
         position = {name: index for index, name in enumerate(self.feature_names)}
-        self.places = {
-            kind: (
-                np.array([i for i, n in enumerate(names) if n in position], dtype=np.intp),
-                np.array([position[n] for n in names if n in position], dtype=np.intp),
-            )
-            for kind, names in by_kind.items()
-        }
+        self.places: dict[str, slice | tuple[np.ndarray, np.ndarray]] = {}
+        for kind, names in by_kind.items():
+            targets = [position[n] for n in names if n in position]
+            run = range(targets[0], targets[0] + len(names)) if targets else None
+            if run is not None and targets == list(run):
+                self.places[kind] = slice(run.start, run.stop)
+            else:
+                self.places[kind] = (
+                    np.array([i for i, n in enumerate(names) if n in position], dtype=np.intp),
+                    np.array(targets, dtype=np.intp),
+                )
         self.derived_places = [(position[name], twin) for name, twin in self.derived.items()]
+        self.float_index = {name: i for i, name in enumerate(by_kind["float"])}
+        # One code table per string field, in the order of a row's string values.
+        self.tables = tuple(self.codes[name] for name in by_kind["string"])
 
     @staticmethod
     def supports(derived: Sequence[str]) -> bool:
@@ -91,37 +99,51 @@ class RecordPrep:
             return None
         try:
             return self._dense(records)
-        except (KeyError, _Sparse):
+        except (KeyError, OverflowError, _Sparse):
             return self._general(records)
 
     def _dense(self, records: Sequence[Mapping[str, Any]]) -> Prepared | None:
-        """Every event sends every field: a few C-level passes over all values."""
+        """Every event sends every field: a few C-level passes over each kind's values."""
         blocks: dict[str, np.ndarray] = {}
         unseen: dict[str, int] = {}
+        count = len(records)
         for kind, names in self.by_kind.items():
             if not names:
                 continue
-            rows = list(map(self.getters[kind], records))
-            flat = list(chain.from_iterable(rows))
+            flat = list(chain.from_iterable(map(self.getters[kind], records)))
             found = set(map(type, flat))
             if not found <= _NULLABLE[kind]:
                 raise _Sparse  # other types: the general path declines them
             if kind == "string":
-                codes = []
-                for name, values in zip(names, zip(*rows, strict=True), strict=True):
-                    column, unseen[name] = self._codes(name, values)
-                    codes.append(column)
-                blocks[kind] = np.column_stack(codes)
+                blocks[kind], unseen = self._string_block(names, flat, _NONE in found, count)
                 continue
-            matrix = np.array(rows, dtype=np.float64)  # None becomes NaN
+            if _NONE in found:
+                nulls = flat.count(None)
+                block = np.array(flat, dtype=np.float64)  # None becomes NaN
+            else:
+                nulls = 0
+                block = np.fromiter(flat, dtype=np.float64, count=len(flat))
+            block = block.reshape(count, len(names))
             # Beyond int64 (the general path declines it) or not finite: let it decide.
-            if int in found and np.fmax.reduce(np.abs(matrix), axis=None) >= 2.0**63:
+            if int in found and np.fmax.reduce(np.abs(block), axis=None) >= 2.0**63:
                 raise _Sparse
-            nulls = flat.count(None) if _NONE in found else 0
-            if kind == "float" and np.count_nonzero(~np.isfinite(matrix)) != nulls:
+            if kind == "float" and np.count_nonzero(~np.isfinite(block)) != nulls:
                 raise _Sparse
-            blocks[kind] = matrix
-        return self._matrix(blocks, len(records)), unseen
+            blocks[kind] = block
+        return self._matrix(blocks, count), unseen
+
+    def _string_block(
+        self, names: list[str], flat: list[Any], has_null: bool, count: int
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """Codes of row-major string values (NaN: null or unseen), and unseen values per
+        field."""
+        found = map(dict.get, cycle(self.tables), flat, repeat(math.nan))
+        codes = np.fromiter(found, dtype=np.float64, count=len(flat)).reshape(count, len(names))
+        missing = np.count_nonzero(np.isnan(codes), axis=0)
+        if has_null:
+            nulls = np.fromiter(map(is_, flat, repeat(None)), dtype=bool, count=len(flat))
+            missing = missing - np.count_nonzero(nulls.reshape(count, len(names)), axis=0)
+        return codes, dict(zip(names, missing.tolist(), strict=True))
 
     def _general(self, records: Sequence[Mapping[str, Any]]) -> Prepared | None:
         """Nulls, fields some events leave out; None for anything the frame path refuses."""
@@ -170,15 +192,37 @@ class RecordPrep:
         # Overflow to inf (a value beyond float32) and x/0 are expected, as in transform().
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             for kind, block in blocks.items():
-                source, target = self.places[kind]
-                matrix[:, target] = block[:, source]
+                place = self.places[kind]
+                if isinstance(place, slice):
+                    matrix[:, place] = block
+                else:
+                    matrix[:, place[1]] = block[:, place[0]]
             if self.derived_places:
                 floats = blocks["float"]
-                columns = {name: floats[:, i] for i, name in enumerate(self.by_kind["float"])}
+                columns = _Columns(floats, self.float_index)
                 for position, twin in self.derived_places:
                     matrix[:, position] = twin(columns)
         matrix[~np.isfinite(matrix)] = np.nan
         return matrix
+
+
+class _Columns(Mapping[str, np.ndarray]):
+    """The float block's columns by name, taken only when a derived feature asks."""
+
+    __slots__ = ("_block", "_index")
+
+    def __init__(self, block: np.ndarray, index: dict[str, int]) -> None:
+        self._block = block
+        self._index = index
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._block[:, self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 class _Sparse(Exception):
