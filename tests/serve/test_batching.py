@@ -4,6 +4,7 @@ answers and errors, and a variant is warmed before it takes traffic."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 
@@ -14,7 +15,7 @@ import pytest
 from shipyard.core.errors import ConfigError, InvalidRequestError
 from shipyard.monitor import MetricsStore
 from shipyard.pipeline import Workspace
-from shipyard.serve import EndpointRuntime, Scored, Target
+from shipyard.serve import EndpointRuntime, LoadedVariant, Scored, Target
 from shipyard.serve.batching import BatchPolicy, MicroBatcher
 from shipyard.train import TrainResult
 
@@ -78,18 +79,24 @@ def test_a_bad_request_does_not_fail_its_batch_mates(
 
 
 def test_a_variant_is_warmed_up_before_it_takes_traffic(deployed: Workspace) -> None:
-    variant = deployed.endpoints.runtime("fraud").variants[0]
+    serving = deployed.endpoints.runtime("fraud").variants[0]
     calls: list[int] = []
-    booster = variant.model.booster
+    booster = serving.model.booster
 
     class Recording:
         def inplace_predict(self, matrix: np.ndarray) -> np.ndarray:
             calls.append(len(matrix))
             return booster.inplace_predict(matrix)
 
-    variant.model.booster = Recording()
-    EndpointRuntime("fraud", [variant], MetricsStore())
+    model = copy.copy(serving.model)  # a model not loaded before
+    model.booster = Recording()
+    variant = LoadedVariant(serving.name, serving.ref, serving.weight, model)
+    runtime = EndpointRuntime("fraud", [variant], MetricsStore())
     assert calls == [1]  # one synthetic row, scored at swap time, before any request
+    # A swap that keeps serving it (a blue/green step re-weighting the fleets) does not warm it
+    # again: that would reconfigure a booster while it scores requests in another thread.
+    runtime.swap([variant])
+    assert calls == [1]
 
 
 def test_batch_policy_refuses_nonsense() -> None:

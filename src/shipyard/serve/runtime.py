@@ -11,7 +11,9 @@ import functools
 import gc
 import logging
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -242,6 +244,20 @@ def warm_up(model: PackagedModel) -> None:
     to serve. A model that cannot score the row is logged, not refused: real requests then
     answer with its error, which the alarms see.
     """
+    with _warm_lock:
+        if model in _warmed:
+            return
+        _warm_up(model)
+        _warmed.add(model)
+
+
+# Models already warmed. A swap re-weighting models that serve (a blue/green step) must not
+# warm them again: set_param on a booster that is scoring in another thread is a data race.
+_warmed: weakref.WeakSet[PackagedModel] = weakref.WeakSet()
+_warm_lock = threading.Lock()
+
+
+def _warm_up(model: PackagedModel) -> None:
     set_param = getattr(model.booster, "set_param", None)
     if model.framework == "xgboost" and set_param is not None:
         # One thread per call: a request's few rows gain nothing from more, and OpenMP's
