@@ -28,8 +28,8 @@ import orjson
 import polars as pl
 
 from shipyard.core.config import Settings
-from shipyard.core.package import write_package
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.packages import publish_package
 from shipyard.scenarios.fraud import FraudScenario
 from shipyard.serve import EndpointConfig, VariantSpec
 from shipyard.serve.endpoint_config import DataCaptureConfig
@@ -110,12 +110,7 @@ def main() -> None:
     body = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
     with tempfile.TemporaryDirectory() as home:
         workspace = Workspace.open(Settings(home=Path(home)))
-        stored = write_package(workspace.store, "models/fraud/1", trained.contents)
-        version = workspace.registry.register(
-            "fraud", artifact_uri=stored.manifest_uri, sha256=stored.manifest_sha256,
-            framework="xgboost", framework_version=trained.contents.framework_version,
-            signature=stored.manifest["signature"], metrics={}, params={}, lineage={},
-        )  # fmt: skip
+        version = publish_package(workspace, "fraud", trained.contents)
         service = workspace.endpoints
         variant = (VariantSpec("AllTraffic", version.ref),)
         service.create_endpoint_config(EndpointConfig("off", variant))

@@ -41,10 +41,11 @@ import httpx
 import polars as pl
 
 from shipyard.core.config import Settings
-from shipyard.core.package import FaultInjection, PackageContents, write_package
+from shipyard.core.package import FaultInjection, PackageContents
 from shipyard.core.types import ModelRef
 from shipyard.pipeline import Workspace
 from shipyard.pipeline.drill import raw_event_lines
+from shipyard.pipeline.packages import publish_package
 from shipyard.pipeline.traffic import TrafficGenerator, TrafficReport
 from shipyard.pipeline.workspace import error_rate_alarm
 from shipyard.scenarios.fraud import FraudScenario
@@ -135,21 +136,7 @@ def _prepare(
 
 
 def _register(workspace: Workspace, contents: PackageContents) -> ModelRef:
-    count = len(workspace.registry.list_versions())
-    stored = write_package(workspace.store, f"models/{GROUP}/{count}", contents)
-    version = workspace.registry.register(
-        GROUP,
-        artifact_uri=stored.manifest_uri,
-        sha256=stored.manifest_sha256,
-        framework="xgboost",
-        framework_version=contents.framework_version,
-        signature=stored.manifest["signature"],
-        metrics=contents.metrics,
-        params={},
-        lineage={},
-        actor="bench",
-    )
-    return workspace.registry.approve(GROUP, version.version, actor="bench").ref
+    return publish_package(workspace, GROUP, contents, actor="bench", approve=True).ref
 
 
 def _trial(url: str, bodies: list[bytes], faulty: ModelRef, index: int, clients: int) -> Trial:

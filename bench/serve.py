@@ -182,8 +182,8 @@ def build_model(folder: Path, events: int, rounds: int) -> dict[str, object]:
     import polars as pl
 
     from shipyard.core.config import Settings
-    from shipyard.core.package import write_package
     from shipyard.pipeline import Workspace
+    from shipyard.pipeline.packages import publish_package
     from shipyard.scenarios.fraud import FraudScenario
     from shipyard.serve import VariantSpec
     from shipyard.train import TrainSpec, train_xgboost
@@ -195,14 +195,7 @@ def build_model(folder: Path, events: int, rounds: int) -> dict[str, object]:
     trained = train_xgboost(frame, TrainSpec(num_rounds=rounds, seed=0))
     workspace = Workspace.open(Settings(home=folder / "home"))
     try:
-        stored = write_package(workspace.store, "models/fraud/1", trained.contents)
-        version = workspace.registry.register(
-            "fraud", artifact_uri=stored.manifest_uri, sha256=stored.manifest_sha256,
-            framework="xgboost", framework_version=trained.contents.framework_version,
-            signature=stored.manifest["signature"], metrics=trained.metrics, params={},
-            lineage={},
-        )  # fmt: skip
-        workspace.registry.approve("fraud", version.version)
+        version = publish_package(workspace, "fraud", trained.contents, approve=True)
         workspace.endpoints.create_endpoint("fraud", [VariantSpec("AllTraffic", version.ref)])
         model = workspace.endpoints.runtime("fraud").variants[0].model
     finally:

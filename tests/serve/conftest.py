@@ -5,31 +5,16 @@ from collections.abc import Iterator
 import pytest
 
 from shipyard.core.config import Settings
-from shipyard.core.package import FaultInjection, PackageContents, write_package
+from shipyard.core.package import FaultInjection, PackageContents
 from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.packages import publish_package
 from shipyard.serve import VariantSpec
 from shipyard.train import TrainResult
 
 
 def register(workspace: Workspace, contents: PackageContents, *, approve: bool = True) -> ModelRef:
-    stored = write_package(
-        workspace.store, f"models/fraud/{len(workspace.registry.list_versions())}", contents
-    )
-    version = workspace.registry.register(
-        "fraud",
-        artifact_uri=stored.manifest_uri,
-        sha256=stored.manifest_sha256,
-        framework="xgboost",
-        framework_version=contents.framework_version,
-        signature=stored.manifest["signature"],
-        metrics=contents.metrics,
-        params={},
-        lineage={},
-    )
-    if approve:
-        workspace.registry.approve("fraud", version.version)
-    return version.ref
+    return publish_package(workspace, "fraud", contents, approve=approve).ref
 
 
 def faulty(contents: PackageContents, rate: float) -> PackageContents:

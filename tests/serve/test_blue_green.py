@@ -20,6 +20,7 @@ from shipyard.pipeline import BackgroundServer, Workspace
 from shipyard.registry import REJECTED
 from shipyard.serve import IN_SERVICE, UPDATING, VariantSpec
 from shipyard.serve.deployment_config import deployment_from_document
+from shipyard.serve.endpoint_rows import write_status
 from shipyard.storage import list_events
 from shipyard.train import TrainResult, TrainSpec, train_xgboost
 from tests.serve.conftest import faulty, register
@@ -341,7 +342,7 @@ def test_an_interrupted_rollback_is_finished_on_the_old_fleet(
         "fraud", config_name="fraud-green",
         deployment=deployment_from_document(_deployment(wait=30.0, timeout=60.0)),
     )  # fmt: skip
-    deployed.endpoints._set_status("fraud", "RollingBack", reason="crash test", actor="test")
+    write_status(deployed.meta, "fraud", "RollingBack", reason="crash test", actor="test")
     deployed.endpoints.stop_serving("fraud")  # as a fresh process: nothing loaded
     with BackgroundServer(deployed) as server:
         _wait_for(lambda: _settled(server), workspace=deployed)

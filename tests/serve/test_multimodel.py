@@ -6,6 +6,7 @@ import httpx
 import orjson
 
 from shipyard.pipeline import BackgroundServer, Workspace
+from shipyard.pipeline.packages import publish_package
 from shipyard.train import TrainResult
 from tests.serve.conftest import register
 
@@ -96,16 +97,8 @@ def test_tampered_target_model_is_a_model_error(workspace: Workspace, trained: T
 
 
 def test_prefix_serves_every_group_under_it(workspace: Workspace, trained: TrainResult) -> None:
-    from shipyard.core.package import write_package
-
     for group in ("fraud-eu", "fraud-us", "fraud-us", "other"):
-        n = len(workspace.registry.list_versions())
-        stored = write_package(workspace.store, f"models/{group}/{n}", trained.contents)
-        workspace.registry.register(
-            group, artifact_uri=stored.manifest_uri, sha256=stored.manifest_sha256,
-            framework="xgboost", framework_version=trained.contents.framework_version,
-            signature=stored.manifest["signature"], metrics={}, params={}, lineage={},
-        )  # fmt: skip
+        publish_package(workspace, group, trained.contents)
     event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
     config = {
         "EndpointConfigName": "mme",

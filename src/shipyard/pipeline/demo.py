@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow.compute as pc
 
 from shipyard.core.errors import StageFailed
-from shipyard.core.package import FaultInjection, PackageContents, write_package
+from shipyard.core.package import FaultInjection
 from shipyard.core.types import ModelRef
 from shipyard.ingest import drain_to_landing, open_stream, publish_events
 from shipyard.pipeline.demo_canary import CanaryScene, canary_scene
@@ -24,6 +24,7 @@ from shipyard.pipeline.demo_drift import DriftScene, drift_scene
 from shipyard.pipeline.drill import DrillResult, fault_drill, raw_event_lines, serve_traffic
 from shipyard.pipeline.landing import event_landing_schema
 from shipyard.pipeline.narration import Narrator, Stage, StageReport
+from shipyard.pipeline.packages import publish_package
 from shipyard.pipeline.server import BackgroundServer
 from shipyard.pipeline.workspace import Workspace
 from shipyard.registry import ModelVersion
@@ -324,14 +325,25 @@ def _register(
     stage_name: str = "register",
 ) -> ModelVersion:
     with Stage(narrator, report.stages, stage_name) as stage:
-        version = register_package(ws, result.contents, parents, run_id, fault=fault)
         reason = (
             f"drill: deliberately faulty ({fault.error_rate:.0%} of requests fail, "
             f"+{fault.latency_ms:g} ms per model call)"
             if fault
             else f"AUC-PR {result.metrics['auc_pr']:.3f} passed the {MIN_LIFT:g}x-base-rate gate"
         )
-        version = ws.registry.approve(GROUP, version.version, actor="demo", reason=reason)
+        contents = result.contents
+        if fault is not None:
+            contents = dataclasses.replace(contents, fault_injection=fault)
+        version = publish_package(
+            ws,
+            GROUP,
+            contents,
+            prefix=f"models/{GROUP}/{run_id}-{time.time_ns()}",
+            lineage={"datasets": parents, "run": run_id},
+            actor="demo",
+            approve=True,
+            reason=reason,
+        )
         if fault is None:
             ws.registry.set_alias(GROUP, "production", version.version, actor="demo", reason=reason)
         narrator.say(f"package: {version.artifact_uri}")
@@ -342,33 +354,6 @@ def _register(
             version=version.version,
         )
     return version
-
-
-def register_package(
-    ws: Workspace,
-    contents: PackageContents,
-    parents: list[str],
-    run_id: str,
-    *,
-    fault: FaultInjection | None = None,
-) -> ModelVersion:
-    """Store a package (optionally with injected faults) and register it in the group."""
-    if fault is not None:
-        contents = dataclasses.replace(contents, fault_injection=fault)
-    prefix = f"models/{GROUP}/{run_id}-{time.time_ns()}"
-    stored = write_package(ws.store, prefix, contents)
-    return ws.registry.register(
-        GROUP,
-        artifact_uri=stored.manifest_uri,
-        sha256=stored.manifest_sha256,
-        framework=contents.framework,
-        framework_version=contents.framework_version,
-        signature=stored.manifest["signature"],
-        metrics=contents.metrics,
-        params=contents.params,
-        lineage={"datasets": parents, "run": run_id},
-        actor="demo",
-    )
 
 
 def _deploy(ws: Workspace, narrator: Narrator, report: DemoReport, ref: ModelRef) -> None:

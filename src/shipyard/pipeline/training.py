@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shipyard.core.package import write_package
+from shipyard.pipeline.packages import publish_package
 from shipyard.pipeline.workspace import Workspace
 from shipyard.registry import ModelVersion
 from shipyard.storage import code_version
@@ -99,29 +99,20 @@ def registering(workspace: Workspace, actor: str) -> Publish:
         for version in workspace.registry.list_versions(group):
             if version.lineage.get("training_job") == trained.job_id:
                 return _model_outputs(version)
-        prefix = f"models/{group}/{trained.job_id}"
-        stored = write_package(workspace.store, prefix, trained.contents)
-        try:
-            version = workspace.registry.register(
-                group,
-                artifact_uri=stored.manifest_uri,
-                sha256=stored.manifest_sha256,
-                framework=trained.contents.framework,
-                framework_version=trained.contents.framework_version,
-                signature=stored.manifest["signature"],
-                metrics=trained.metrics,
-                params=trained.contents.params,
-                lineage={
-                    "datasets": [s.dataset_id for s in trained.inputs if s.dataset_id],
-                    "inputs": [s.to_dict() for s in trained.inputs],
-                    "training_job": trained.job_id,
-                    "code_version": code_version(),
-                },
-                actor=actor,
-            )
-        except BaseException:
-            workspace.store.delete_prefix(prefix)  # nothing half-registered
-            raise
+        version = publish_package(
+            workspace,
+            group,
+            trained.contents,
+            prefix=f"models/{group}/{trained.job_id}",
+            metrics=trained.metrics,
+            lineage={
+                "datasets": [s.dataset_id for s in trained.inputs if s.dataset_id],
+                "inputs": [s.to_dict() for s in trained.inputs],
+                "training_job": trained.job_id,
+                "code_version": code_version(),
+            },
+            actor=actor,
+        )
         return _model_outputs(version)
 
     return publish

@@ -38,6 +38,7 @@ from shipyard.serve.endpoint_rows import (
     ROLLING_BACK,
     UPDATING,
     endpoint_names,
+    write_status,
 )
 from shipyard.serve.endpoint_store import variant_dicts
 
@@ -175,15 +176,15 @@ class BlueGreenDeployments:
             }
             why = reason or f"{deployment.traffic_type} deployment of {green.name}"
             step = self._step_config(name, blue, green, state, actor)
-            service._set_status(
-                name, UPDATING, reason=why, actor=actor, action="deployment-start",
+            write_status(
+                service.meta, name, UPDATING, reason=why, actor=actor, action="deployment-start",
                 details={"from_config": blue.name, "to_config": green.name, **state},
             )  # fmt: skip
             try:
                 service._activate(name, step)
             except ShipyardError as exc:
-                service._set_status(
-                    name, IN_SERVICE, actor=actor,
+                write_status(
+                    service.meta, name, IN_SERVICE, actor=actor,
                     reason=f"deployment of {green.name} failed to load, still serving "
                     f"{blue.name}: {exc}",
                 )  # fmt: skip
@@ -236,9 +237,9 @@ class BlueGreenDeployments:
             if progress is None or progress.status != UPDATING:
                 return False
             self.service._activate(name, progress.green)
-            self.service._set_status(
-                name, IN_SERVICE, reason=f"deployment complete: {reason}", actor="guardrail",
-                config_name=progress.green.name, action="deployment-complete",
+            write_status(
+                self.service.meta, name, IN_SERVICE, reason=f"deployment complete: {reason}",
+                actor="guardrail", config_name=progress.green.name, action="deployment-complete",
                 details={"variants": variant_dicts(progress.green)},
             )  # fmt: skip
             return True
@@ -253,11 +254,12 @@ class BlueGreenDeployments:
             if progress is None:
                 return None
             if progress.status != ROLLING_BACK:
-                self.service._set_status(name, ROLLING_BACK, reason=reason, actor=actor)
+                write_status(self.service.meta, name, ROLLING_BACK, reason=reason, actor=actor)
             self.service._activate(name, progress.blue)
-            self.service._set_status(
-                name, IN_SERVICE, reason=reason, actor=actor, config_name=progress.blue.name,
-                action="deployment-rollback", details={"variants": variant_dicts(progress.blue)},
+            write_status(
+                self.service.meta, name, IN_SERVICE, reason=reason, actor=actor,
+                config_name=progress.blue.name, action="deployment-rollback",
+                details={"variants": variant_dicts(progress.blue)},
             )  # fmt: skip
             return progress
 
@@ -298,8 +300,8 @@ class BlueGreenDeployments:
 
     def _commit(self, name: str, config: EndpointConfig, actor: str, reason: str) -> None:
         state = deployment_state(config) or {}
-        self.service._set_status(
-            name, UPDATING, reason=reason, actor=actor, config_name=config.name,
+        write_status(
+            self.service.meta, name, UPDATING, reason=reason, actor=actor, config_name=config.name,
             action="deployment-shift",
             details={"variants": variant_dicts(config), "step": state.get("Step", 0) + 1},
         )  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from typing import Any
 
 import anyio
 
@@ -115,9 +114,9 @@ class EndpointService:
             try:
                 self._activate(name, config)
             except ShipyardError as exc:
-                self._set_status(name, FAILED, reason=str(exc), actor=actor)
+                write_status(self.meta, name, FAILED, reason=str(exc), actor=actor)
                 raise
-            self._set_status(name, IN_SERVICE, reason="models loaded", actor=actor)
+            write_status(self.meta, name, IN_SERVICE, reason="models loaded", actor=actor)
             return self.describe(name)
 
     def update_endpoint(
@@ -149,11 +148,12 @@ class EndpointService:
             if deployment is not None:
                 self.deployments.start(name, config, deployment, actor=actor, reason=reason)
                 return self.describe(name)
-            self._set_status(name, status_during, reason=reason, actor=actor)
+            write_status(self.meta, name, status_during, reason=reason, actor=actor)
             try:
                 self._activate(name, config)
             except ShipyardError as exc:
-                self._set_status(
+                write_status(
+                    self.meta,
                     name,
                     IN_SERVICE,
                     reason=f"update to {config.name} failed, still serving "
@@ -161,7 +161,8 @@ class EndpointService:
                     actor=actor,
                 )
                 raise
-            self._set_status(
+            write_status(
+                self.meta,
                 name,
                 IN_SERVICE,
                 reason=reason,
@@ -210,7 +211,8 @@ class EndpointService:
             self._activate(description.name, description.config)
             mid_deployment = deployment_state(description.config) is not None
             if description.status != IN_SERVICE and not mid_deployment:
-                self._set_status(
+                write_status(
+                    self.meta,
                     description.name,
                     IN_SERVICE,
                     reason=f"restarted while {description.status}; serving the last committed "
@@ -393,22 +395,6 @@ class EndpointService:
             self.scores.forget(name)
         else:
             self.scores.watch(name)
-
-    def _set_status(
-        self,
-        name: str,
-        status: str,
-        *,
-        reason: str,
-        actor: str,
-        config_name: str | None = None,
-        details: dict[str, Any] | None = None,
-        action: str = "status",
-    ) -> None:
-        write_status(
-            self.meta, name, status, reason=reason, actor=actor, config_name=config_name,
-            details=details, action=action,
-        )  # fmt: skip
 
 
 __all__ = [
