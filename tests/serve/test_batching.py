@@ -12,12 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shipyard.core.errors import ConfigError, InvalidRequestError
+from shipyard.core.errors import ConfigError, InvalidRequestError, ModelFault
 from shipyard.monitor import MetricsStore
 from shipyard.pipeline import Workspace
-from shipyard.serve import EndpointRuntime, LoadedVariant, Scored, Target
+from shipyard.serve import EndpointRuntime, LoadedVariant, Scored, Target, VariantSpec
 from shipyard.serve.batching import BatchPolicy, MicroBatcher
 from shipyard.train import TrainResult
+from tests.serve.conftest import faulty, register
 
 
 def _runtime(deployed: Workspace, policy: BatchPolicy) -> tuple[EndpointRuntime, MetricsStore]:
@@ -76,6 +77,23 @@ def test_a_bad_request_does_not_fail_its_batch_mates(
         "Invocation4XXErrors", ["Sum"], endpoint="fraud", variant=None, start_s=0, end_s=2e9
     )
     assert errors is not None and errors.values["Sum"] == 2
+
+
+def test_a_faulty_version_fails_its_declared_share_of_batched_requests(
+    workspace: Workspace, trained: TrainResult
+) -> None:
+    ref = register(workspace, faulty(trained.contents, 0.4))
+    workspace.endpoints.create_endpoint("fraud", [VariantSpec("AllTraffic", ref)])
+    runtime, _ = _runtime(workspace, BatchPolicy(max_batch_size=8, max_wait_s=0.005))
+    events = trained.holdout_events.drop("is_fraud")
+    decoders = [_rows(events.slice(i % 100, 1)) for i in range(2_000)]
+    outcomes = asyncio.run(_submit_all(runtime, decoders))
+    failed = [o for o in outcomes if not isinstance(o, Scored)]
+    assert all(isinstance(o, ModelFault) and "injected fault" in str(o) for o in failed)
+    assert next(iter(runtime._batchers.values())).largest_batch == 8
+    # 800 expected, standard deviation 22: a draw per batch and again per request after a
+    # failed batch (the old behaviour) fails about 16 % of requests in batches of 8.
+    assert 700 < len(failed) < 900
 
 
 def test_a_variant_is_warmed_up_before_it_takes_traffic(deployed: Workspace) -> None:

@@ -142,14 +142,27 @@ class PackagedModel:
             return np.zeros(0, dtype=np.float32)
         return predict_positive(self.framework, self.booster, matrix)
 
-    def _inject_fault(self) -> None:
+    def inject_latency(self) -> None:
+        """The package's injected latency: once per model call, however many requests."""
         if self._latency_s > 0.0:
             time.sleep(self._latency_s)
-        if self._error_rate > 0.0:
-            with self._fault_lock:
-                fail = self._fault_rng.random() < self._error_rate
-            if fail:
-                raise ModelFault("injected fault: this model version is deliberately faulty")
+
+    def injected_failures(self, requests: int) -> list[bool]:
+        """Which of ``requests`` requests the injected error rate fails: one draw per request,
+        so a batch of them fails the declared share of requests, as single calls do."""
+        if self._error_rate <= 0.0:
+            return [False] * requests
+        with self._fault_lock:
+            return [self._fault_rng.random() < self._error_rate for _ in range(requests)]
+
+    def _inject_fault(self) -> None:
+        self.inject_latency()
+        if self.injected_failures(1)[0]:
+            raise injected_fault()
+
+
+def injected_fault() -> ModelFault:
+    return ModelFault("injected fault: this model version is deliberately faulty")
 
 
 def load_package(store: ObjectStore, manifest_uri: str, manifest_sha256: str) -> PackagedModel:

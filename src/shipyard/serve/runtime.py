@@ -24,7 +24,7 @@ from shipyard.core.artifacts import predict_positive
 from shipyard.core.errors import InvalidRequestError, ModelFault
 from shipyard.core.features import FeaturePrep, PreparedFeatures
 from shipyard.core.interfaces import MetricsSink
-from shipyard.core.package import PackagedModel
+from shipyard.core.package import PackagedModel, injected_fault
 from shipyard.core.types import Invocation, ModelRef
 from shipyard.serve.batching import BatchPolicy, MicroBatcher, batch_policy
 from shipyard.serve.codecs import DEFAULT_OUTPUT, RequestRows
@@ -343,12 +343,22 @@ def _prepare_frames(
 def _score_prepared(
     variant: LoadedVariant, prepared: dict[int, PreparedFeatures]
 ) -> dict[int, Scored | BaseException]:
-    """Every request's rows in one model call; if that call fails, each request's alone."""
-    results: dict[int, Scored | BaseException] = {}
+    """Every request's rows in one model call; if that call fails, each request's alone.
+
+    A faulty package (a drill) fails each request on its own draw and delays the call once.
+    """
+    model = variant.model
+    failures = model.injected_failures(len(prepared))
+    results: dict[int, Scored | BaseException] = {
+        index: injected_fault() for index, fails in zip(prepared, failures, strict=True) if fails
+    }
+    prepared = {index: p for index, p in prepared.items() if index not in results}
+    if prepared:
+        model.inject_latency()
     if len(prepared) > 1:
         try:
             matrix = np.concatenate([p.matrix for p in prepared.values()])
-            scores = variant.model.score_prepared(matrix)
+            scores = model.score_prepared(matrix, faults=False)
         except (Exception, pl.exceptions.PanicException):
             pass
         else:
@@ -360,7 +370,7 @@ def _score_prepared(
             return results
     for index, features in prepared.items():
         try:
-            scores = variant.model.score_prepared(features.matrix)
+            scores = model.score_prepared(features.matrix, faults=False)
             results[index] = variant.scored(scores, features)
         except (Exception, pl.exceptions.PanicException) as exc:
             results[index] = _as_model_error(exc)
