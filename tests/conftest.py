@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -15,6 +18,12 @@ from shipyard.scenarios.fraud import FraudScenario, GeneratedEvents
 from shipyard.train import TrainResult, TrainSpec, train_xgboost
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Rich sizes tables to the terminal, or to 80 columns when none of the standard streams is
+    # one (as in pytest-xdist's workers): the CLI tests read whole rows, whatever runs them.
+    os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture
@@ -40,6 +49,31 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 server on loopback with bucket ``shipyard-test``; boto3, s3fs and Polars find
+    it through the environment."""
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("ACCESS_KEY_ID", "testing"), ("SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(f"AWS_{name}", value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)  # boto3 and s3fs
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # Polars' own reader
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="shipyard-test")
+    try:
+        yield endpoint
+    finally:
+        # moto keeps its buckets per process, not per server: the next test starts empty.
+        httpx.post(f"{endpoint}/moto-api/reset")
+        server.stop()
 
 
 @pytest.fixture(scope="session")

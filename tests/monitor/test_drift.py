@@ -5,6 +5,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import numpy as np
 import polars as pl
 import pytest
@@ -125,6 +126,30 @@ def test_bad_use_says_what_is_wrong(tmp_path: Path) -> None:
         fitted.score(pl.DataFrame({"b": [1.0]}))
     with pytest.raises(DataError, match="numerical in the reference"):
         fitted.score(pl.DataFrame({"a": ["x"]}))
+
+
+def test_paths_file_urls_and_s3_urls_are_read_alike(tmp_path: Path, s3_endpoint: str) -> None:
+    reference = pl.DataFrame({"x": RNG.normal(0, 1, 3_000), "c": RNG.choice(["a", "b"], 3_000)})
+    current = pl.DataFrame({"x": RNG.normal(0.3, 1, 2_000), "c": RNG.choice(["a", "b"], 2_000)})
+    expected = detect_drift(reference, current)
+    local = tmp_path / "reference.parquet"
+    reference.write_parquet(local)
+    lines = tmp_path / "current.jsonl"
+    current.write_ndjson(lines)
+    boto3.client("s3").put_object(
+        Bucket="shipyard-test", Key="ref/reference.parquet", Body=local.read_bytes()
+    )
+    for source, target in (
+        (str(local), lines.as_uri()),
+        (local.as_uri(), str(lines)),
+        ("s3://shipyard-test/ref/reference.parquet", current),
+    ):
+        report = detect_drift(source, target)
+        assert report.columns == expected.columns, source
+    with pytest.raises(DataError, match="cannot read the reference data"):
+        detect_drift("s3://shipyard-test/ref/missing.parquet", current)
+    with pytest.raises(DataError, match="does not exist"):
+        detect_drift((tmp_path / "missing.parquet").as_uri(), current)
 
 
 def test_reports_are_written_in_model_monitors_shape(tmp_path: Path) -> None:

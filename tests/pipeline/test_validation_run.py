@@ -462,24 +462,13 @@ def test_the_spark_engine_publishes_folders_of_parts_that_match_polars(
 
 
 @pytest.fixture
-def s3_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+def s3_workspace(tmp_path: Path, s3_endpoint: str) -> Iterator[Workspace]:
     """A workspace whose object store is S3 (moto's server on loopback)."""
-    from moto.server import ThreadedMotoServer
-
-    for name, value in (("ACCESS_KEY_ID", "testing"), ("SECRET_ACCESS_KEY", "testing")):
-        monkeypatch.setenv(f"AWS_{name}", value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
-    boto3.client("s3").create_bucket(Bucket="shipyard-test")
     ws = Workspace.open(Settings(home=tmp_path / "home", store_url="s3://shipyard-test/home"))
     try:
         yield ws
     finally:
         ws.close()
-        server.stop()
 
 
 def test_a_run_on_s3_uploads_the_split_with_its_hashes(

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import polars as pl
 import pytest
-from moto.server import ThreadedMotoServer
 
 from shipyard.core.errors import IntegrityError
 from shipyard.storage import ObjectStore
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="shipyard-test")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
 
 
 def test_s3_store_puts_lists_and_verifies(s3_endpoint: str) -> None:

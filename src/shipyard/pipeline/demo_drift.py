@@ -104,8 +104,7 @@ def _baseline(ws: Workspace, endpoint: str, curated: pl.DataFrame, seed: int) ->
         sample = sample.sample(BASELINE_ROWS, seed=seed)
     key = f"baselines/{endpoint}/drift-reference.parquet"
     ws.store.put_parquet(key, sample)
-    # Monitoring jobs open local paths and URLs polars reads (s3://...), not file:// URLs.
-    return ws.store.path(key) if ws.store.is_local else ws.store.url(key)
+    return ws.store.url(key)
 
 
 def _capture_all(ws: Workspace, endpoint: str) -> None:
