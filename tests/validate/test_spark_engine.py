@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,19 @@ def test_strftime_translates_to_a_spark_pattern() -> None:
     assert spark_datetime_pattern("t", "%%F")[0] == "'%F'"
     with pytest.raises(ContractError, match="timestamp_format '%d/%b/%Y' uses '%b'"):
         spark_datetime_pattern("t", "%d/%b/%Y")
+
+
+def test_the_sessions_python_workers_run_shipyards_interpreter(spark: SparkSession) -> None:
+    # Whichever engine starts the session (validation or training), its workers must import
+    # what Shipyard's environment holds: the training tasks need pandas and xgboost.
+    assert spark.sparkContext.pythonExec == sys.executable
+
+    def imports_pandas(_: object) -> list[bool]:
+        import pandas  # noqa: F401
+
+        return [True]
+
+    assert spark.sparkContext.parallelize([0, 1], 2).mapPartitions(imports_pandas).collect() == [
+        True,
+        True,
+    ]

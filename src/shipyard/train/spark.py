@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ import polars as pl
 
 from shipyard.core.artifacts import predict_positive
 from shipyard.core.errors import ConfigError
+from shipyard.core.spark import local_session
 from shipyard.train.data import InputSource
 from shipyard.train.frameworks._xgboost import XGBoostTrainer
 from shipyard.train.frameworks.base import OnRound, TrainingData, derive_seed
@@ -156,18 +156,7 @@ def prepare_frame_on_spark(frame: pl.DataFrame, spec: TrainSpec) -> SparkPrepare
 
 def spark_session(master: str = "local[*]") -> Any:
     """The active SparkSession, or a new one on ``master`` (UTC, quiet, no UI)."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    # The tasks import xgboost, so they must run this interpreter, not the PATH's python3;
-    # PySpark reads the variable when the context starts.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName("shipyard-train")
-    for key, value in _SPARK_SETTINGS.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = local_session(master, "shipyard-train", _SPARK_SETTINGS)
     # xgboost.spark logs every fit's parameters at INFO on the driver.
     logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     return session

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from shipyard.core.errors import ConfigError, ContractError
+from shipyard.core.spark import local_session
 from shipyard.validate._spark_typing import TARGET_TYPES, col, typed_value
 from shipyard.validate.contract import ColumnSpec, Contract
 from shipyard.validate.outcome import (
@@ -91,13 +92,8 @@ class _CompiledColumn:
 
 def get_spark() -> SparkSession:
     """The active SparkSession, or a local[2] one set up for validation (UTC, quiet, no UI)."""
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    builder = SparkSession.builder.master("local[2]").appName("shipyard-validate")
-    for key, value in _SPARK_SETTINGS.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session: SparkSession = local_session("local[2]", "shipyard-validate", _SPARK_SETTINGS)
+    return session
 
 
 def validate_spark(
