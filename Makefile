@@ -19,11 +19,15 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/shipyard demo
 
+# Two pytest workers, one per core of the 2-core target machine; a file's tests stay on one
+# worker, so module fixtures (a Spark session, a trained model) are built once per file.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -31,7 +35,7 @@ lint: $(STAMP)
 
 check: lint
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 bench: $(STAMP)
 	$(BIN)/python bench/demo.py

@@ -20,17 +20,25 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], port: int, log: Path, *, own_group: bool = False
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    *,
+    own_group: bool = False,
+    workers: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `shipyard server` on ``port`` (output appended to ``log``) and wait for /ping.
 
     ``own_group`` puts it in a new process group, so a test can kill it with its workers.
+    ``workers`` defaults to the server's own default (one inference worker per core).
     """
+    command = [SHIPYARD, "server", "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     with log.open("ab") as out:
         server = subprocess.Popen(
-            [SHIPYARD, "server", "--port", str(port)], env=env, stdout=out, stderr=out,
-            start_new_session=own_group,
-        )  # fmt: skip
+            command, env=env, stdout=out, stderr=out, start_new_session=own_group
+        )
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -27,14 +29,20 @@ from shipyard.scenarios._fraud_pools import Pools
 from shipyard.scenarios._fraud_text import event_ids, impossible_times, iso_times
 
 _NULL_REQUIRED, _NEGATIVE_AMOUNT, _UNKNOWN_CATEGORY, _MALFORMED_TIMESTAMP = range(4)
-_KIND_NAMES = pa.array(BAD_ROW_KINDS)
-_CURRENCY_NAMES = pa.array(CURRENCIES)
+_KIND_NAMES = tuple(BAD_ROW_KINDS)
+_CURRENCY_NAMES = tuple(CURRENCIES)
 # Each categorical domain carries one extra, out-of-domain value for `unknown_category` rows.
-_CATEGORY_NAMES = pa.array([*MERCHANT_CATEGORIES, UNKNOWN_CATEGORY_VALUES[0]])
-_CHANNEL_NAMES = pa.array([*CHANNELS, UNKNOWN_CATEGORY_VALUES[1]])
-_COUNTRY_NAMES = pa.array([*COUNTRIES, UNKNOWN_CATEGORY_VALUES[2]])
+_CATEGORY_NAMES = (*MERCHANT_CATEGORIES, UNKNOWN_CATEGORY_VALUES[0])
+_CHANNEL_NAMES = (*CHANNELS, UNKNOWN_CATEGORY_VALUES[1])
+_COUNTRY_NAMES = (*COUNTRIES, UNKNOWN_CATEGORY_VALUES[2])
 _CORRUPTED_COLUMNS = ("amount", "card_id", "merchant_category", "country", "channel", "event_time")
-_CORRUPTED_COLUMN_NAMES = pa.array(_CORRUPTED_COLUMNS)
+
+
+@functools.cache
+def _names(values: tuple[str, ...]) -> pa.Array:
+    """The Arrow array of a fixed list of names, built on first use: ``pa.array`` of a list
+    imports pandas when it is installed (half a second), which every CLI command would pay."""
+    return pa.array(values)
 
 
 def _corrupted_column_codes(kind: IntArray, choice: IntArray) -> IntArray:
@@ -107,11 +115,11 @@ def block_tables(
         _event_times(block, damage),
         _take(pools.cards.ids, block.card, damage.hits(_NULL_REQUIRED, "card_id")),
         _column(amount, damage.hits(_NULL_REQUIRED, "amount")),
-        _take(_CURRENCY_NAMES, block.currency),
+        _take(_names(_CURRENCY_NAMES), block.currency),
         _take(pools.merchants.ids, block.merchant),
-        _take(_CATEGORY_NAMES, category, damage.hits(_NULL_REQUIRED, "merchant_category")),
-        _take(_COUNTRY_NAMES, country, damage.hits(_NULL_REQUIRED, "country")),
-        _take(_CHANNEL_NAMES, channel),
+        _take(_names(_CATEGORY_NAMES), category, damage.hits(_NULL_REQUIRED, "merchant_category")),
+        _take(_names(_COUNTRY_NAMES), country, damage.hits(_NULL_REQUIRED, "country")),
+        _take(_names(_CHANNEL_NAMES), channel),
         *(_column(n[name]) for name in EVENT_SCHEMA.names[9:15]),
         _column(n["device_trust_score"], block.channel == CHANNEL_ATM),
         *(_column(n[name]) for name in EVENT_SCHEMA.names[16:]),
@@ -125,8 +133,8 @@ def block_tables(
         [
             pa.array(bad_rows + first_row, type=pa.int64()),
             ids.take(pa.array(bad_rows)),
-            _KIND_NAMES.take(pa.array(damage.kind[bad_rows])),
-            _CORRUPTED_COLUMN_NAMES.take(pa.array(damage.column[bad_rows])),
+            _names(_KIND_NAMES).take(pa.array(damage.kind[bad_rows])),
+            _names(_CORRUPTED_COLUMNS).take(pa.array(damage.column[bad_rows])),
         ],
         schema=CORRUPTED_SCHEMA,
     )
