@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -151,11 +152,33 @@ def serve_forever(workspace: Workspace, sock: socket.socket) -> None:
         app = build_app(workspace, drain=policy, freeze_heap=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[sock if supervisor is None else supervisor.management])
+        _Server(config).run(sockets=[sock if supervisor is None else supervisor.management])
     finally:
         if supervisor is not None:
             supervisor.stop()
         sock.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM or SIGINT ends :meth:`run` after the graceful
+    shutdown instead of being raised again (which kills the process on SIGTERM): the
+    supervisor then stops its workers, and the interpreter exits through its exit handlers
+    (multiprocessing's release the semaphores of the workers' channel). Status 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only (a BackgroundServer)
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _WorkerCount:
