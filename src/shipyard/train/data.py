@@ -23,7 +23,7 @@ from shipyard.train.frameworks.base import Trainer, TrainingData
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
-    from shipyard.storage import MetadataStore, ObjectStore
+    from shipyard.storage import DatasetInfo, MetadataStore, ObjectStore
 
 DATASET_ID = re.compile(r"ds-[0-9a-f]{16}")
 
@@ -221,21 +221,34 @@ def parquet_files(ref: str, field: str) -> tuple[Any, list[tuple[str, str]]]:
 def _read_dataset(
     meta: MetadataStore, store: ObjectStore, dataset_id: str, field: str
 ) -> tuple[pl.DataFrame, InputSource]:
+    info, keys = dataset_parquet_keys(meta, store, dataset_id, field)
+    parts = [(k, store.get_bytes(k)) for k in keys]
+    sha = content_hash([(k, sha256_hex(data)) for k, data in parts])
+    check_unchanged(info, field, sha)
+    frame = _parse(parts, dataset_id)
+    return frame, InputSource(field, dataset_id, info.uri, sha, len(frame), dataset_id)
+
+
+def dataset_parquet_keys(
+    meta: MetadataStore, store: ObjectStore, dataset_id: str, field: str
+) -> tuple[DatasetInfo, list[str]]:
+    """A catalog dataset's record and the keys of its Parquet files (hidden files left out)."""
     info = get_dataset(meta, dataset_id)
     key = store.key_of(info.uri)
     keys = [key] if key.endswith(".parquet") else store.list_keys(key, ".parquet")
     keys = [k for k in keys if not is_hidden(k.removeprefix(key))]
     if not keys:
         raise DataError(f"field {field!r}: dataset {dataset_id} has no Parquet files at {info.uri}")
-    parts = [(k, store.get_bytes(k)) for k in keys]
-    sha = content_hash([(k, sha256_hex(data)) for k, data in parts])
+    return info, keys
+
+
+def check_unchanged(info: DatasetInfo, field: str, sha: str) -> None:
+    """Refuse a dataset whose files no longer hash to what the catalog recorded."""
     if sha != info.content_hash:
         raise IntegrityError(
-            f"field {field!r}: dataset {dataset_id} at {info.uri} changed since it was recorded "
+            f"field {field!r}: dataset {info.id} at {info.uri} changed since it was recorded "
             f"(content hash {sha[:12]}…, catalog says {info.content_hash[:12]}…)"
         )
-    frame = _parse(parts, dataset_id)
-    return frame, InputSource(field, dataset_id, info.uri, sha, len(frame), dataset_id)
 
 
 def _parse(parts: list[tuple[str, bytes]], ref: str) -> pl.DataFrame:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.errors import DataError, IntegrityError
-from shipyard.storage import content_hash, get_dataset
+from shipyard.core.errors import DataError
+from shipyard.storage import content_hash, sha256_hex
 from shipyard.train.data import (
     DATASET_ID,
     InputSource,
     check_join_columns,
-    is_hidden,
+    check_unchanged,
+    dataset_parquet_keys,
     parquet_files,
 )
 from shipyard.train.spec import TrainSpec
@@ -80,19 +81,9 @@ def _files(
 ) -> tuple[list[str], InputSource]:
     """The Parquet file URLs of ``ref`` and its source record (rows counted later)."""
     if DATASET_ID.fullmatch(ref):
-        info = get_dataset(meta, ref)
-        key = store.key_of(info.uri)
-        keys = [key] if key.endswith(".parquet") else store.list_keys(key, ".parquet")
-        keys = [k for k in keys if not is_hidden(k.removeprefix(key))]
-        if not keys:
-            raise DataError(f"field {field!r}: dataset {ref} has no Parquet files at {info.uri}")
-        parts = [(k, hashlib.sha256(store.get_bytes(k)).hexdigest()) for k in keys]
-        sha = content_hash(parts)
-        if sha != info.content_hash:
-            raise IntegrityError(
-                f"field {field!r}: dataset {ref} at {info.uri} changed since it was recorded "
-                f"(content hash {sha[:12]}…, catalog says {info.content_hash[:12]}…)"
-            )
+        info, keys = dataset_parquet_keys(meta, store, ref, field)
+        sha = content_hash([(k, sha256_hex(store.get_bytes(k))) for k in keys])
+        check_unchanged(info, field, sha)
         return [store.url(k) for k in keys], InputSource(field, ref, info.uri, sha, 0, ref)
     fs, paths = parquet_files(ref, field)
     parts = [(name, _sha256_of(fs, path)) for name, path in paths]
