@@ -16,28 +16,13 @@ def test_models_load_on_first_call_and_evict_lru(
 ) -> None:
     for _ in range(3):
         register(workspace, trained.contents)
-    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
-    config = {
-        "EndpointConfigName": "mme",
-        "ProductionVariants": [{"VariantName": "AllTraffic"}],
-        "MultiModelConfig": {"ModelPackageGroupName": "fraud", "MaxModels": 2},
-    }
+    event = _event(trained)
     with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
-        assert client.post("/api/v1/endpoint-configs", json=config).status_code == 201
-        made = client.post(
-            "/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"}
-        )
+        made = _create_mme(client, "fraud", MaxModels=2)
         assert made.json()["MultiModelConfig"]["LoadedModels"] == []
 
-        def call(target: str) -> httpx.Response:
-            return client.post(
-                "/endpoints/mme/invocations",
-                content=event,
-                headers={"X-Amzn-SageMaker-Target-Model": target},
-            )
-
         for target in ("fraud/1", "fraud/2", "fraud@1", "3"):
-            answer = call(target)
+            answer = _invoke(client, event, target)
             assert answer.status_code == 200, answer.text
         assert answer.headers["X-Shipyard-Model-Version"] == "fraud@3"
         state = client.get("/api/v1/endpoints/mme").json()["MultiModelConfig"]
@@ -46,11 +31,11 @@ def test_models_load_on_first_call_and_evict_lru(
         assert state["Evicted"] == ["fraud@2"]
         assert (state["Loads"], state["CacheHits"]) == (3, 1)
 
-        unknown = call("fraud/9")
+        unknown = _invoke(client, event, "fraud/9")
         assert unknown.status_code == 400
         assert unknown.headers["x-amzn-ErrorType"] == "ValidationError"
         assert "no target model 'fraud/9'" in unknown.json()["Message"]
-        assert call("other/1").status_code == 400
+        assert _invoke(client, event, "other/1").status_code == 400
         missing = client.post("/endpoints/mme/invocations", content=event)
         assert missing.status_code == 400 and "X-Amzn-SageMaker-Target-Model" in missing.text
 
@@ -78,49 +63,27 @@ def test_tampered_target_model_is_a_model_error(workspace: Workspace, trained: T
         "fraud", artifact_uri=stored.artifact_uri, sha256="0" * 64, framework="xgboost",
         framework_version="x", signature={}, metrics={}, params={}, lineage={},
     )  # fmt: skip
-    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
-    config = {
-        "EndpointConfigName": "mme",
-        "ProductionVariants": [{"VariantName": "AllTraffic"}],
-        "MultiModelConfig": {"ModelPackageGroupName": "fraud"},
-    }
+    event = _event(trained)
     with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
-        client.post("/api/v1/endpoint-configs", json=config)
-        client.post("/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"})
-        url = "/endpoints/mme/invocations"
-        bad = client.post(url, content=event, headers={"X-Amzn-SageMaker-Target-Model": "2"})
+        _create_mme(client, "fraud")
+        bad = _invoke(client, event, "2")
         assert bad.status_code == 424 and "sha256" in bad.json()["OriginalMessage"]
-        good_answer = client.post(
-            url, content=event, headers={"X-Amzn-SageMaker-Target-Model": "1"}
-        )
+        good_answer = _invoke(client, event, "1")
         assert good_answer.status_code == 200
 
 
 def test_prefix_serves_every_group_under_it(workspace: Workspace, trained: TrainResult) -> None:
     for group in ("fraud-eu", "fraud-us", "fraud-us", "other"):
         publish_package(workspace, group, trained.contents)
-    event = orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
-    config = {
-        "EndpointConfigName": "mme",
-        "ProductionVariants": [{"VariantName": "AllTraffic"}],
-        "MultiModelConfig": {"ModelPackageGroupName": "fraud-*", "MaxModels": 2},
-    }
+    event = _event(trained)
     with BackgroundServer(workspace) as server, httpx.Client(base_url=server.url) as client:
-        assert client.post("/api/v1/endpoint-configs", json=config).status_code == 201
-        client.post("/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"})
-
-        def call(target: str) -> httpx.Response:
-            return client.post(
-                "/endpoints/mme/invocations",
-                content=event,
-                headers={"X-Amzn-SageMaker-Target-Model": target},
-            )
+        _create_mme(client, "fraud-*", MaxModels=2)
 
         for target, version in (
             ("fraud-eu/1", "fraud-eu@1"), ("fraud-us/1", "fraud-us@1"),
             ("fraud-eu@1", "fraud-eu@1"), ("fraud-us/2.tar.gz", "fraud-us@2"),
         ):  # fmt: skip
-            answer = call(target)
+            answer = _invoke(client, event, target)
             assert answer.status_code == 200, answer.text
             assert answer.headers["X-Shipyard-Model-Version"] == version
         score = answer.json()["predictions"][0]["fraud_probability"]
@@ -130,9 +93,35 @@ def test_prefix_serves_every_group_under_it(workspace: Workspace, trained: Train
         assert state["LoadedModels"] == ["fraud-eu@1", "fraud-us@2"]
         assert state["Evicted"] == ["fraud-us@1"]
         for outside in ("other/1", "1", "fraud-*/1", "fraud-eu/x"):
-            refused = call(outside)
+            refused = _invoke(client, event, outside)
             assert refused.status_code == 400, outside
             assert "fraud-" in refused.json()["Message"]
-        assert "no version 9" in call("fraud-eu/9").json()["Message"]
+        assert "no version 9" in _invoke(client, event, "fraud-eu/9").json()["Message"]
         missing = client.post("/endpoints/mme/invocations", content=event)
         assert missing.status_code == 400 and "fraud-GROUP/1" in missing.text
+
+
+def _event(trained: TrainResult) -> bytes:
+    return orjson.dumps(trained.holdout_events.head(1).drop("is_fraud").to_dicts()[0])
+
+
+def _create_mme(client: httpx.Client, group: str, **limits: int) -> httpx.Response:
+    """Endpoint 'mme', multi-model over ``group`` (a name or a prefix ending in '*')."""
+    config = {
+        "EndpointConfigName": "mme",
+        "ProductionVariants": [{"VariantName": "AllTraffic"}],
+        "MultiModelConfig": {"ModelPackageGroupName": group, **limits},
+    }
+    created = client.post("/api/v1/endpoint-configs", json=config)
+    assert created.status_code == 201, created.text
+    return client.post(
+        "/api/v1/endpoints", json={"EndpointName": "mme", "EndpointConfigName": "mme"}
+    )
+
+
+def _invoke(client: httpx.Client, event: bytes, target: str) -> httpx.Response:
+    return client.post(
+        "/endpoints/mme/invocations",
+        content=event,
+        headers={"X-Amzn-SageMaker-Target-Model": target},
+    )
