@@ -113,6 +113,19 @@ class FeaturePrep:
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> PreparedFeatures | None:
         """:meth:`transform` of events given as JSON objects, without building a frame (see
         :mod:`shipyard.core.record_prep`); None when the events need the frame path."""
+        plan = self._record_prep()
+        prepared = None if plan is None else plan.prepare(records)
+        return None if prepared is None else PreparedFeatures(*prepared)
+
+    def transform_json(self, body: bytes) -> PreparedFeatures | None:
+        """:meth:`transform` of a JSON body of event objects, each with every input field of
+        its type or null, decoded straight into the matrix; None for any other body (then
+        :meth:`transform_records` or the frame path decides)."""
+        plan = self._record_prep()
+        prepared = None if plan is None else plan.prepare_json(body)
+        return None if prepared is None else PreparedFeatures(*prepared)
+
+    def _record_prep(self) -> RecordPrep | None:
         plan: RecordPrep | None | bool = self.__dict__.get("_record_prep_", False)
         if plan is False:
             if not hasattr(self, "categories_"):
@@ -124,8 +137,7 @@ class FeaturePrep:
                 )
             self._record_prep_ = plan
         assert plan is not True
-        prepared = None if plan is None else plan.prepare(records)
-        return None if prepared is None else PreparedFeatures(*prepared)
+        return plan
 
     def _expressions(self) -> tuple[list[pl.Expr], list[pl.Expr]]:
         """Casting expressions, then feature and unseen-count expressions (built once)."""

@@ -6,6 +6,11 @@ unseen counts as :meth:`FeaturePrep.transform` on the frame the codecs would bui
 (tests/serve/test_records_prep.py proves it bit for bit). Anything unusual (a value of another
 type, an integer beyond int64, a field no event sends) is declined, and the frame path refuses
 it with its message.
+
+The usual body, an array of event objects with every field of its declared type, is decoded
+by msgspec straight into typed structs (:meth:`RecordPrep.prepare_json`): unknown fields are
+skipped unread and the types are checked while parsing, which takes a third off what decoding
+and preparing 64 events cost. Any body it declines takes the generic path above.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain, cycle, repeat
-from operator import is_, itemgetter
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 Columns = Mapping[str, np.ndarray]
@@ -89,6 +95,36 @@ class RecordPrep:
         self.float_index = {name: i for i, name in enumerate(by_kind["float"])}
         # One code table per string field, in the order of a row's string values.
         self.tables = tuple(self.codes[name] for name in by_kind["string"])
+        self._json = _TypedEvents(by_kind)
+
+    def prepare_json(self, body: bytes) -> Prepared | None:
+        """The events of a JSON body that is an array of event objects, each with every field
+        of its kind (or null); None for any other body.
+
+        A single object is left to :meth:`prepare`: it may be an MLflow envelope
+        (``{"instances": [...]}``), which only the codecs know.
+        """
+        events = self._json.decode(body)
+        if not events:
+            return None
+        count = len(events)
+        numeric = self._json.numeric
+        # Floats then booleans, in one block: the typed decoder let nothing else through.
+        values = np.array(list(chain.from_iterable(map(numeric, events))), dtype=np.float64)
+        values = values.reshape(count, self._json.width)
+        # An integer beyond int64 came through as a float (the generic path declines it), a
+        # literal beyond float64 as inf: both are left to the generic path. Nulls are NaN.
+        if np.fmax.reduce(np.abs(values), axis=None, initial=0.0) >= 2.0**63:
+            return None
+        split = len(self.by_kind["float"])
+        blocks = {"float": values[:, :split], "bool": values[:, split:]}
+        unseen: dict[str, int] = {}
+        names = self.by_kind["string"]
+        if names:
+            flat = list(chain.from_iterable(map(self._json.strings, events)))
+            blocks["string"], unseen = self._string_block(names, flat, None in flat, count)
+        present = {kind: block for kind, block in blocks.items() if self.by_kind[kind]}
+        return self._matrix(present, count), unseen
 
     @staticmethod
     def supports(derived: Sequence[str]) -> bool:
@@ -223,6 +259,48 @@ class _Columns(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._index)
+
+
+class _TypedEvents:
+    """msgspec's decoder of an array of event objects, to structs with one field per input
+    (float fields take integers too, as the frame path does); and the getters of a struct's
+    numeric and string values, in the block order of :class:`RecordPrep`."""
+
+    def __init__(self, by_kind: Mapping[str, Sequence[str]]) -> None:
+        kinds: dict[str, Any] = {"float": float | None, "bool": bool | None, "string": str | None}
+        order = [(name, kind) for kind in ("float", "bool", "string") for name in by_kind[kind]]
+        # Attributes f0, f1, ...: an input's name need not be a Python identifier.
+        fields = [(f"f{i}", kinds[kind]) for i, (_, kind) in enumerate(order)]
+        rename = {f"f{i}": name for i, (name, _) in enumerate(order)}
+        event = msgspec.defstruct("Event", fields, rename=rename, gc=False)
+        self._decoder = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
+        attributes = [field for field, _ in fields]
+        self.width = len(by_kind["float"]) + len(by_kind["bool"])
+        self.numeric = _attributes(attributes[: self.width])
+        self.strings = _attributes(attributes[self.width :])
+
+    def decode(self, body: bytes) -> list[Any] | None:
+        # msgspec skips unknown fields without checking their UTF-8, which orjson (and so the
+        # generic path) refuses: the same bytes must not be scored by one path, refused by
+        # the other.
+        if not body.isascii():
+            try:
+                body.decode()
+            except UnicodeDecodeError:
+                return None
+        try:
+            events: list[Any] = self._decoder.decode(body)
+        except (msgspec.DecodeError, RecursionError):  # a type, a missing field, too deep
+            return None
+        return events
+
+
+def _attributes(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    # attrgetter of one name returns the value, not a 1-tuple.
+    if len(names) == 1:
+        name = names[0]
+        return lambda item: (getattr(item, name),)
+    return attrgetter(*names) if names else lambda item: ()
 
 
 class _Sparse(Exception):

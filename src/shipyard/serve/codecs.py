@@ -81,12 +81,17 @@ class RequestRows:
     def __call__(self, signature: dict[str, str]) -> pl.DataFrame:
         return decode_events(self.body, self.content_type, signature)
 
+    @property
+    def is_json(self) -> bool:
+        """A JSON body (no content type means JSON, as SageMaker's default)."""
+        return (media_type(self.content_type) or "application/json") in JSON_TYPES
+
     def records(self) -> list[dict[str, Any]] | None:
         """The body's event objects; None for any other body (CSV, JSON lines, columns, rows
         of values, or JSON that does not parse), which only the frame path reads."""
         if self._records is False:
             self._records = None
-            if (media_type(self.content_type) or "application/json") in JSON_TYPES:
+            if self.is_json:
                 try:
                     payload = orjson.loads(self.body)
                 except orjson.JSONDecodeError:

@@ -303,9 +303,13 @@ def _is_small(requests: list[_Request]) -> bool:
 
 
 def _prepare_records(prep: FeaturePrep, rows: RowsDecoder) -> PreparedFeatures | None:
-    """A JSON body's events prepared without a polars frame, when they allow it."""
-    if not isinstance(rows, RequestRows):
+    """A JSON body's events prepared without a polars frame, when they allow it: decoded
+    straight into typed values when they can be, else parsed into objects first."""
+    if not isinstance(rows, RequestRows) or not rows.is_json:
         return None
+    typed = prep.transform_json(rows.body)
+    if typed is not None:
+        return typed
     records = rows.records()
     return None if records is None else prep.transform_records(records)
 
