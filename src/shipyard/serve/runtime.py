@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 import polars as pl
 
 from shipyard.core.artifacts import predict_positive
@@ -270,7 +271,8 @@ def _warm_up(model: PackagedModel) -> None:
     )
     try:
         predict_positive(model.framework, model.booster, model.prep.transform(row).matrix)
-        model.prep.transform_records(row.to_dicts())  # builds the plan of the JSON fast path
+        # Builds the JSON fast path's plan and runs its typed decoder once.
+        model.prep.transform_json(orjson.dumps(row.to_dicts()))
     except (Exception, pl.exceptions.PanicException) as exc:
         _log.warning(
             "warm-up of a %s model failed: %s: %s", model.framework, type(exc).__name__, exc
