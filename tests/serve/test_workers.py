@@ -3,9 +3,10 @@ worker, metrics totalled across workers, and a model swap under load that no cli
 
 from __future__ import annotations
 
-import concurrent.futures
+import json
 import os
-import threading
+import subprocess
+import sys
 import time
 
 import httpx
@@ -78,55 +79,71 @@ def test_two_worker_processes_serve_and_metrics_total_across_them(
         raise AssertionError(f"worker {pid} outlived the server")
 
 
+# The load of the swap test, in a process of its own: the test process also runs the
+# supervisor and loads the new model itself, and clients sharing its GIL would time that
+# load, not the workers. Four clients post until stdin closes; "ready" after 20 answers;
+# then one JSON list of [sent at (time.monotonic), seconds, status, model version or error].
+_LOAD = """
+import json, sys, threading, time
+import httpx
+url, body = sys.argv[1], sys.argv[2].encode()
+answers, stop = [], threading.Event()
+def post():
+    with httpx.Client() as client:
+        while not stop.is_set():
+            sent, started = time.monotonic(), time.perf_counter()
+            answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            version = answer.headers.get("X-Shipyard-Model-Version", answer.text[:300])
+            answers.append((sent, time.perf_counter() - started, answer.status_code, version))
+clients = [threading.Thread(target=post) for _ in range(4)]
+for client in clients:
+    client.start()
+deadline = time.monotonic() + 30
+while len(answers) < 20 and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("ready", flush=True)
+sys.stdin.read()
+stop.set()
+for client in clients:
+    client.join()
+print(json.dumps(answers))
+"""
+
+
 def test_a_swap_under_load_fails_no_request_and_reaches_every_worker(
     deployed: Workspace, trained: TrainResult
 ) -> None:
     v2 = register(deployed, trained.contents)
     with BackgroundServer(deployed, workers=2) as server:
         url = f"{server.url}/endpoints/fraud/invocations"
-        failures: list[str] = []
-        versions: list[tuple[float, str]] = []
-        latencies: list[tuple[float, float]] = []  # (sent at, seconds)
-        stop = threading.Event()
-
-        def hammer() -> None:
-            with httpx.Client() as client:
-                while not stop.is_set():
-                    started = time.perf_counter()
-                    answer = client.post(
-                        url, content=_body(trained), headers={"Content-Type": "application/json"}
-                    )
-                    latencies.append((time.monotonic(), time.perf_counter() - started))
-                    if answer.status_code != 200:
-                        failures.append(answer.text)
-                    versions.append((time.monotonic(), answer.headers["X-Shipyard-Model-Version"]))
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            running = [pool.submit(hammer) for _ in range(4)]
-            # A baseline before the swap: on a busy machine the first answers come late.
-            deadline = time.monotonic() + 30
-            while len(latencies) < 20 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
+        load = subprocess.Popen(
+            [sys.executable, "-c", _LOAD, url, _body(trained).decode()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert load.stdout is not None and load.stdout.readline().strip() == "ready"
+            time.sleep(0.5)  # a baseline before the swap
             swapped_at = time.monotonic()
             deployed.endpoints.route_all("fraud", v2, actor="test", reason="swap under load")
             time.sleep(1.5)
-            stop.set()
-            for future in running:
-                future.result()
-        assert not failures, failures[:3]
-        assert len(versions) > 50
-        # Every worker follows within ~100 ms of polling plus a model load.
-        late = [t - swapped_at for t, v in versions if v == str(ModelRef("fraud", 1))]
-        assert max(late, default=0.0) < 1.0, max(late)
-        assert versions[-1][1] == str(v2)
-        # No request stalled during the swap beyond what the same load saw before it (the
-        # machine's own jitter, e.g. other tests, shows up in both windows alike).
-        before = [s for t, s in latencies if 0.2 < swapped_at - t]
-        during = [s for t, s in latencies if 0 <= t - swapped_at < 1.0]
-        assert before and during
-        slowest_allowed = max(0.25, 5 * float(np.percentile(before, 99)))
-        assert max(during) < slowest_allowed, (max(during), slowest_allowed)
+            out, _ = load.communicate("", timeout=60)
+        finally:
+            load.kill()
+    answers = json.loads(out)
+    failures = [version for _, _, status, version in answers if status != 200]
+    assert not failures, failures[:3]
+    assert len(answers) > 50
+    # Every worker follows within ~100 ms of polling plus a model load.
+    late = [sent - swapped_at for sent, _, _, v in answers if v == str(ModelRef("fraud", 1))]
+    assert max(late, default=0.0) < 1.0, max(late)
+    assert answers[-1][3] == str(v2)
+    # No request stalled during the swap beyond what the same load saw before it (the
+    # machine's own jitter, e.g. other tests, shows up in both windows alike).
+    before = [took for sent, took, _, _ in answers if 0.2 < swapped_at - sent]
+    during = [took for sent, took, _, _ in answers if 0 <= sent - swapped_at < 1.0]
+    assert before and during
+    slowest_allowed = max(0.25, 5 * float(np.percentile(before, 99)))
+    assert max(during) < slowest_allowed, (max(during), slowest_allowed)
 
 
 def test_worker_shadow_and_capture_counters_reach_the_supervisor(
