@@ -72,11 +72,7 @@ class RecordPrep:
         }
         by_kind = {kind: [n for n in self.names if self.kinds[n] == kind] for kind in _PLAIN}
         self.by_kind = by_kind
-        # itemgetter of one name returns the value, not a 1-tuple: wrap it so rows are tuples.
-        self.getters = {
-            kind: itemgetter(*names) if len(names) > 1 else _one(names)
-            for kind, names in by_kind.items()
-        }
+        self.getters = {kind: _getter(itemgetter, names) for kind, names in by_kind.items()}
         # Where each kind's block of columns lands in the matrix: one copy per kind, a slice
         # when the block is a run of the matrix's columns in the same order (the usual case).
         position = {name: index for index, name in enumerate(self.feature_names)}
@@ -276,8 +272,8 @@ class _TypedEvents:
         self._decoder = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
         attributes = [field for field, _ in fields]
         self.width = len(by_kind["float"]) + len(by_kind["bool"])
-        self.numeric = _attributes(attributes[: self.width])
-        self.strings = _attributes(attributes[self.width :])
+        self.numeric = _getter(attrgetter, attributes[: self.width])
+        self.strings = _getter(attrgetter, attributes[self.width :])
 
     def decode(self, body: bytes) -> list[Any] | None:
         # msgspec skips unknown fields without checking their UTF-8, which orjson (and so the
@@ -295,20 +291,18 @@ class _TypedEvents:
         return events
 
 
-def _attributes(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    # attrgetter of one name returns the value, not a 1-tuple.
-    if len(names) == 1:
-        name = names[0]
-        return lambda item: (getattr(item, name),)
-    return attrgetter(*names) if names else lambda item: ()
-
-
 class _Sparse(Exception):
     """The events need the general path."""
 
 
-def _one(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+def _getter(
+    make: Callable[..., Callable[[Any], Any]], names: list[str]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``make(*names)`` (itemgetter, attrgetter), always giving a tuple: of one name they give
+    the value itself."""
+    if len(names) > 1:
+        return make(*names)
     if not names:
-        return lambda record: ()
-    name = names[0]
-    return lambda record: (record[name],)
+        return lambda item: ()
+    one = make(names[0])
+    return lambda item: (one(item),)
