@@ -94,6 +94,17 @@ def _settled(server: BackgroundServer) -> bool:
     return _describe(server)["EndpointStatus"] == IN_SERVICE
 
 
+def _rolled_back(server: BackgroundServer, workspace: Workspace) -> dict[str, Any]:
+    """The rollback controller's record, once the endpoint is back in service. The controller
+    records it just after the status changes, so InService alone may come before it."""
+
+    def rollbacks() -> list[dict[str, Any]]:
+        return [e for e in _history(workspace) if e["action"] == "rollback"]
+
+    _wait_for(lambda: _settled(server) and bool(rollbacks()), workspace=workspace)
+    return rollbacks()[-1]
+
+
 @contextmanager
 def _load(
     server: BackgroundServer, trained: TrainResult, threads: int = 4
@@ -176,7 +187,7 @@ def test_canary_of_a_faulty_version_rolls_back_on_its_alarm_under_load(
     with _load(server, trained) as seen:
         answer = _update(server, bad, _deployment(wait=10.0))
         assert answer.status_code == 200, answer.text
-        _wait_for(lambda: _settled(server), workspace=deployed)
+        _rolled_back(server, deployed)
         rolled_back_at = len(seen)
         time.sleep(0.5)
     described = _describe(server)
@@ -214,9 +225,8 @@ def test_low_traffic_is_inconclusive_and_the_timeout_rolls_back(
     inconclusive = [e for e in _history(deployed) if e["action"] == "guardrail-inconclusive"]
     assert len(inconclusive) == 1
     assert "inconclusive: the new fleet served 0 of the 50 requests" in inconclusive[0]["reason"]
-    _wait_for(lambda: _settled(server), workspace=deployed)
+    rollback = _rolled_back(server, deployed)
     assert [v["ModelPackage"] for v in _describe(server)["ProductionVariants"]] == ["fraud@1"]
-    rollback = [e for e in _history(deployed) if e["action"] == "rollback"][-1]
     assert "MaximumExecutionTimeoutInSeconds (2.5 s) exceeded" in rollback["reason"]
 
 
@@ -230,9 +240,8 @@ def test_a_canary_whose_scores_drift_from_the_old_fleets_rolls_back(
     with _load(server, trained, threads=3) as seen:
         answer = _update(server, v2, _deployment(wait=1.0, min_requests=20, drift=0.2))
         assert answer.status_code == 200, answer.text
-        _wait_for(lambda: _settled(server), workspace=deployed)
+        rollback = _rolled_back(server, deployed)
     assert all(status == 200 for status, _, _ in seen)
-    rollback = [e for e in _history(deployed) if e["action"] == "rollback"][-1]
     assert "prediction drift jensen_shannon" in rollback["reason"]
     assert "exceeds the threshold" in rollback["reason"]
     assert [v["ModelPackage"] for v in _describe(server)["ProductionVariants"]] == ["fraud@1"]
@@ -314,8 +323,7 @@ def test_the_drift_check_judges_scores_served_by_worker_processes(
     with BackgroundServer(deployed, workers=2) as server, _load(server, trained, 3) as seen:
         drifting = _update(server, inverted, _deployment(wait=1.0, min_requests=20, drift=0.2))
         assert drifting.status_code == 200, drifting.text
-        _wait_for(lambda: _settled(server), workspace=deployed)
-        rollback = [e for e in _history(deployed) if e["action"] == "rollback"][-1]
+        rollback = _rolled_back(server, deployed)
         assert "prediction drift jensen_shannon" in rollback["reason"]
         assert "exceeds the threshold" in rollback["reason"]
         healthy = _update(server, v3, _deployment(wait=1.0, min_requests=20, drift=0.3))
@@ -345,8 +353,7 @@ def test_an_interrupted_rollback_is_finished_on_the_old_fleet(
     write_status(deployed.meta, "fraud", "RollingBack", reason="crash test", actor="test")
     deployed.endpoints.stop_serving("fraud")  # as a fresh process: nothing loaded
     with BackgroundServer(deployed) as server:
-        _wait_for(lambda: _settled(server), workspace=deployed)
+        rollback = _rolled_back(server, deployed)
         described = _describe(server)
     assert [v["ModelPackage"] for v in described["ProductionVariants"]] == ["fraud@1"]
-    rollback = [e for e in _history(deployed) if e["action"] == "rollback"][-1]
     assert "finishing a rollback interrupted by a restart" in rollback["reason"]
