@@ -21,7 +21,9 @@ def peer_python(*packages: str) -> Path:
     python = BENCH_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    # -qq: errors only. A machine's pip configuration can add a warning per package (e.g. a
+    # find-links folder that does not exist), dozens of lines above the figures.
+    subprocess.run([str(python), "-m", "pip", "install", "-qq", *packages], check=True)
     return python
 
 
