@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard.core.config import Settings
+from shipyard.pipeline import Workspace
 from shipyard.scenarios.fraud import FraudScenario, GeneratedEvents
 from shipyard.train import TrainResult, TrainSpec, train_xgboost
 
@@ -31,6 +32,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for name in ("HOME", "STORE_URL", "DATABASE_URL", "STREAM_URL"):
         monkeypatch.delenv(f"SHIPYARD_{name}", raising=False)
     return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Iterator[Workspace]:
+    """A workspace on ``settings`` (embedded defaults in the test's own folder), closed after."""
+    opened = Workspace.open(settings)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.core.config import Settings
 from shipyard.core.errors import ShipyardError
 from shipyard.core.package import load_package
 from shipyard.pipeline import Workspace
@@ -14,43 +13,35 @@ from shipyard.train import TrainResult
 
 
 def test_a_published_version_loads_its_verified_package(
-    settings: Settings, trained: TrainResult
+    workspace: Workspace, trained: TrainResult
 ) -> None:
-    workspace = Workspace.open(settings)
-    try:
-        first = publish_package(workspace, "fraud", trained.contents, lineage={"run": "r1"})
-        second = publish_package(
-            workspace, "fraud", trained.contents, actor="ci", approve=True, reason="gate passed"
-        )
-        assert (first.version, second.version) == (1, 2)
-        assert first.approval_status == PENDING
-        assert second.approval_status == APPROVED
-        assert first.artifact_uri != second.artifact_uri  # each has its own files
-        assert first.metrics == trained.contents.metrics
-        assert first.lineage == {"run": "r1"}
-        approval = workspace.registry.history("fraud", 2)[-1]
-        assert (approval.actor, approval.to_state, approval.reason) == (
-            "ci",
-            APPROVED,
-            "gate passed",
-        )
-        loaded = load_package(workspace.store, second.artifact_uri, second.sha256)
-        matrix = trained.contents.prep.transform(trained.holdout_events.head(5)).matrix
-        assert loaded.score_prepared(matrix).tolist() == pytest.approx(
-            trained.holdout_scores[:5].tolist()
-        )
-    finally:
-        workspace.close()
+    first = publish_package(workspace, "fraud", trained.contents, lineage={"run": "r1"})
+    second = publish_package(
+        workspace, "fraud", trained.contents, actor="ci", approve=True, reason="gate passed"
+    )
+    assert (first.version, second.version) == (1, 2)
+    assert first.approval_status == PENDING
+    assert second.approval_status == APPROVED
+    assert first.artifact_uri != second.artifact_uri  # each has its own files
+    assert first.metrics == trained.contents.metrics
+    assert first.lineage == {"run": "r1"}
+    approval = workspace.registry.history("fraud", 2)[-1]
+    assert (approval.actor, approval.to_state, approval.reason) == (
+        "ci",
+        APPROVED,
+        "gate passed",
+    )
+    loaded = load_package(workspace.store, second.artifact_uri, second.sha256)
+    matrix = trained.contents.prep.transform(trained.holdout_events.head(5)).matrix
+    assert loaded.score_prepared(matrix).tolist() == pytest.approx(
+        trained.holdout_scores[:5].tolist()
+    )
 
 
 def test_a_refused_registration_leaves_no_package_behind(
-    settings: Settings, trained: TrainResult
+    workspace: Workspace, trained: TrainResult
 ) -> None:
-    workspace = Workspace.open(settings)
-    try:
-        with pytest.raises(ShipyardError):
-            publish_package(workspace, "no/such group", trained.contents, prefix="models/x/1")
-        assert workspace.store.list_keys("models/x/") == []
-        assert workspace.registry.list_versions() == []
-    finally:
-        workspace.close()
+    with pytest.raises(ShipyardError):
+        publish_package(workspace, "no/such group", trained.contents, prefix="models/x/1")
+    assert workspace.store.list_keys("models/x/") == []
+    assert workspace.registry.list_versions() == []

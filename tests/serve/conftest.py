@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from shipyard.core.config import Settings
 from shipyard.core.package import FaultInjection, PackageContents
 from shipyard.core.types import ModelRef
 from shipyard.pipeline import BackgroundServer, Workspace
@@ -26,13 +25,6 @@ def faulty(contents: PackageContents, rate: float) -> PackageContents:
         contents.params,
         FaultInjection(error_rate=rate, seed=0),
     )
-
-
-@pytest.fixture
-def workspace(settings: Settings) -> Iterator[Workspace]:
-    opened = Workspace.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

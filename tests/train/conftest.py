@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from shipyard.core.config import Settings
-from shipyard.pipeline import Workspace
 from shipyard.scenarios.fraud import GeneratedEvents
 from shipyard.train import TrainSpec
 
@@ -49,10 +46,3 @@ def job_spec(files: Path, **changes: object) -> TrainSpec:
     }
     values.update(changes)
     return TrainSpec(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def workspace(settings: Settings) -> Iterator[Workspace]:
-    opened = Workspace.open(settings)
-    yield opened
-    opened.close()
