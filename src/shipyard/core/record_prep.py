@@ -276,18 +276,19 @@ class _TypedEvents:
         self.strings = _getter(attrgetter, attributes[self.width :])
 
     def decode(self, body: bytes) -> list[Any] | None:
+        try:
+            events: list[Any] = self._decoder.decode(body)
+        except (msgspec.DecodeError, RecursionError):  # a type, a missing field, too deep
+            return None
         # msgspec skips unknown fields without checking their UTF-8, which orjson (and so the
         # generic path) refuses: the same bytes must not be scored by one path, refused by
-        # the other.
+        # the other. Checked only once msgspec took the body: a body it declines (one object,
+        # say) is not read a second time for nothing.
         if not body.isascii():
             try:
                 body.decode()
             except UnicodeDecodeError:
                 return None
-        try:
-            events: list[Any] = self._decoder.decode(body)
-        except (msgspec.DecodeError, RecursionError):  # a type, a missing field, too deep
-            return None
         return events
 
 
